@@ -1,0 +1,189 @@
+//! Configuration of `chat_server`: every environment variable it reads, with
+//! the original chatp names and defaults, built once into a typed
+//! [`ServerConfig`]. Nothing else in the crate calls `std::env::var`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Everything `chat_server` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// TCP port to listen on (argument `<port>`; 0 picks a free one).
+    pub port: u16,
+    /// Address to bind (`BIND_ADDR`, default `0.0.0.0`).
+    pub bind_addr: String,
+    pub db: DbConfig,
+    pub redis: RedisConfig,
+    /// This pod's id (`HOSTNAME`; default: `chat-server-<pid>`). Routes
+    /// cross-pod messages to this process, so it must be unique per process.
+    pub pod_id: String,
+    /// Most connections served at once (`MAX_CONNECTIONS`, default 10000);
+    /// more are told the server is full and closed.
+    pub max_connections: usize,
+    /// Lines a client may have waiting to be written before it counts as
+    /// stalled and is disconnected (`OUTBOUND_QUEUE`, default 256).
+    pub outbound_queue: usize,
+    /// How long a pod's presence outlives its last heartbeat
+    /// (`PRESENCE_TTL_SECS`, default 15): users of a pod that died leave
+    /// `online_users` within this plus one heartbeat (a third of it).
+    pub presence_ttl: Duration,
+    /// Password hashes computed at once (`HASH_WORKERS`, default: cores).
+    /// Each Argon2id hash holds 19 MiB while it runs.
+    pub hash_workers: usize,
+    /// Log level (`LOG_LEVEL`: error, warn, info, debug; default info).
+    pub log_level: log::LevelFilter,
+}
+
+/// PostgreSQL connection (`DB_*`).
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `DB_HOST`, default `localhost`.
+    pub host: String,
+    /// `DB_PORT`, default 5432.
+    pub port: u16,
+    /// `DB_NAME`, default `chatdb`.
+    pub name: String,
+    /// `DB_USER`, default `chatuser`.
+    pub user: String,
+    /// `DB_PASS`, default `chatpass`.
+    pub password: String,
+    /// Connections in the pool (`DB_POOL_SIZE`, default 16).
+    pub pool_size: u32,
+}
+
+/// Redis connection (`REDIS_*`).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_HOST`, default `localhost`.
+    pub host: String,
+    /// `REDIS_PORT`, default 6379.
+    pub port: u16,
+    /// `REDIS_PASSWORD`; empty means none.
+    pub password: Option<String>,
+    /// Prefix of every key and channel (`REDIS_KEY_PREFIX`, default empty),
+    /// so several chatp deployments can share one Redis. Empty keeps the
+    /// original key names (`online_users`).
+    pub key_prefix: String,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?} is not valid: expected {}", self.variable, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The variables `chat_server --help` lists, with their defaults.
+pub const SERVER_ENV_HELP: &str = "\
+Environment (defaults in brackets):
+  DB_HOST [localhost]  DB_PORT [5432]  DB_NAME [chatdb]
+  DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
+  REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_PASSWORD [empty: none]
+  REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel
+  HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
+  BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
+  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]  LOG_LEVEL [info]";
+
+/// Reads variables through a lookup function, so tests need no process env.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn string(&self, name: &str, default: &str) -> String {
+        self.0(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str, default: T, expected: &'static str) -> Result<T, ConfigError> {
+        match self.0(name).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError { variable: name.into(), value: v, expected }),
+        }
+    }
+
+    fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        let expected = "a whole number greater than 0";
+        let v = self.parsed(name, default, expected)?;
+        if v == 0 {
+            return Err(ConfigError { variable: name.into(), value: "0".into(), expected });
+        }
+        Ok(v)
+    }
+}
+
+impl ServerConfig {
+    /// Builds the configuration from the process environment.
+    pub fn from_env(port: u16) -> Result<Self, ConfigError> {
+        Self::from_lookup(port, &Env(|name| std::env::var(name).ok()))
+    }
+
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(port: u16, env: &Env<F>) -> Result<Self, ConfigError> {
+        let level = env.string("LOG_LEVEL", "info");
+        let log_level = level.parse().map_err(|_| ConfigError {
+            variable: "LOG_LEVEL".into(),
+            value: level.clone(),
+            expected: "one of off, error, warn, info, debug, trace",
+        })?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(ServerConfig {
+            port,
+            bind_addr: env.string("BIND_ADDR", "0.0.0.0"),
+            db: DbConfig {
+                host: env.string("DB_HOST", "localhost"),
+                port: env.parsed("DB_PORT", 5432, "a port number")?,
+                name: env.string("DB_NAME", "chatdb"),
+                user: env.string("DB_USER", "chatuser"),
+                password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
+                pool_size: env.positive("DB_POOL_SIZE", 16)? as u32,
+            },
+            redis: RedisConfig {
+                host: env.string("REDIS_HOST", "localhost"),
+                port: env.parsed("REDIS_PORT", 6379, "a port number")?,
+                password: env.0("REDIS_PASSWORD").filter(|p| !p.is_empty()),
+                key_prefix: env.string("REDIS_KEY_PREFIX", ""),
+            },
+            pod_id: env.string("HOSTNAME", &format!("chat-server-{}", std::process::id())),
+            max_connections: env.positive("MAX_CONNECTIONS", 10_000)? as usize,
+            outbound_queue: env.positive("OUTBOUND_QUEUE", 256)? as usize,
+            presence_ttl: Duration::from_secs(env.positive("PRESENCE_TTL_SECS", 15)?),
+            hash_workers: env.positive("HASH_WORKERS", cores as u64)? as usize,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ServerConfig::from_lookup(30080, &Env(move |k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn defaults_are_the_original_ones() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.db.host.as_str(), c.db.port, c.db.name.as_str()), ("localhost", 5432, "chatdb"));
+        assert_eq!((c.db.user.as_str(), c.db.password.as_str()), ("chatuser", "chatpass"));
+        assert_eq!((c.redis.host.as_str(), c.redis.port, c.redis.password.clone()), ("localhost", 6379, None));
+        assert_eq!(c.redis.key_prefix, "");
+        assert_eq!(c.presence_ttl, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = config(&[("DB_PORT", "five")]).unwrap_err();
+        assert_eq!(e.to_string(), "DB_PORT=\"five\" is not valid: expected a port number");
+        assert_eq!(config(&[("MAX_CONNECTIONS", "0")]).unwrap_err().variable, "MAX_CONNECTIONS");
+        assert_eq!(config(&[("REDIS_PASSWORD", "s3")]).unwrap().redis.password.as_deref(), Some("s3"));
+    }
+}

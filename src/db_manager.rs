@@ -1,0 +1,509 @@
+//! PostgreSQL: the connection pool and every SQL statement of chatp, as
+//! parameterised statements behind domain functions. Nothing else in the
+//! crate writes SQL.
+//!
+//! Every function runs in autocommit or in its own transaction, so when it
+//! returns `Ok` the row is committed: callers acknowledge only after that.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::NoTls;
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::config::DbConfig;
+use crate::protocol::HISTORY_LIMIT;
+
+/// The original schema plus our idempotent migrations (`schema.sql`).
+pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+
+/// Serialises schema application between pods starting together
+/// (`CREATE TABLE IF NOT EXISTS` is not safe against a concurrent twin).
+const SCHEMA_LOCK_KEY: i64 = 0x63_68_61_74_70; // "chatp"
+
+/// How long a request waits for a pooled connection before it fails.
+const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Manager = PostgresConnectionManager<NoTls>;
+type Conn = PooledConnection<Manager>;
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// No connection could be had (PostgreSQL down or the pool exhausted).
+    Unavailable(r2d2::Error),
+    /// A statement failed.
+    Query(postgres::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Unavailable(e) => write!(f, "PostgreSQL unavailable: {e}"),
+            StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Unavailable(e) => Some(e),
+            StoreError::Query(e) => Some(e),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Query(e)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// A user row as authentication needs it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i32,
+    pub username: String,
+    pub password_hash: String,
+}
+
+/// One line of history.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    /// `YYYY-MM-DD HH:MM:SS`
+    pub timestamp: String,
+    pub sender: String,
+    pub text: String,
+}
+
+/// A group as the group screens show it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub id: i32,
+    pub name: String,
+    pub description: Option<String>,
+    pub member_count: i64,
+    /// For "my groups": the user is its admin. For "browse": unused.
+    pub is_admin: bool,
+    /// The user is a member.
+    pub is_member: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    pub username: String,
+    pub is_admin: bool,
+    /// `YYYY-MM-DD`
+    pub joined: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    Created(i32),
+    UsernameTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateGroupOutcome {
+    Created(i32),
+    NameTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    AlreadyMember,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    Left,
+    /// The last member left; the group is now inactive.
+    LeftAndClosed,
+    NotMember,
+}
+
+/// The pool and the statements. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct DbManager {
+    pool: Pool<Manager>,
+}
+
+/// The last [`HISTORY_LIMIT`] rows of a message table by insertion order
+/// (message id, not timestamp), oldest first, timestamps as the protocol
+/// prints them.
+fn history_sql(from_where: &str) -> String {
+    format!(
+        "SELECT ts, sender_username, message_text FROM ( \
+           SELECT message_id, COALESCE(to_char(timestamp, 'YYYY-MM-DD HH24:MI:SS'), '') AS ts, \
+                  sender_username, message_text \
+           FROM {from_where} ORDER BY message_id DESC LIMIT {HISTORY_LIMIT} \
+         ) h ORDER BY message_id"
+    )
+}
+
+impl DbManager {
+    /// Connects, checks one connection and applies the schema.
+    pub fn connect(cfg: &DbConfig) -> StoreResult<Self> {
+        let mut pg = postgres::Config::new();
+        pg.host(&cfg.host)
+            .port(cfg.port)
+            .dbname(&cfg.name)
+            .user(&cfg.user)
+            .password(&cfg.password)
+            .application_name("chat_server")
+            .connect_timeout(Duration::from_secs(5))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30));
+        let pool = Pool::builder()
+            .max_size(cfg.pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(CHECKOUT_TIMEOUT)
+            // A broken connection is found by `is_closed` when returned; a
+            // round trip per checkout would halve the message rate.
+            .test_on_check_out(false)
+            .build(PostgresConnectionManager::new(pg, NoTls))
+            .map_err(StoreError::Unavailable)?;
+        let db = DbManager { pool };
+        db.apply_schema()?;
+        Ok(db)
+    }
+
+    fn conn(&self) -> StoreResult<Conn> {
+        self.pool.get().map_err(StoreError::Unavailable)
+    }
+
+    fn apply_schema(&self) -> StoreResult<()> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
+        tx.batch_execute(SCHEMA_SQL)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ users
+
+    pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let row = self.conn()?.query_opt(
+            "SELECT user_id, username, password_hash FROM users WHERE username = $1",
+            &[&username],
+        )?;
+        Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2) }))
+    }
+
+    pub fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<SignupOutcome> {
+        let res = self.conn()?.query_one(
+            "INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING user_id",
+            &[&username, &password_hash],
+        );
+        match res {
+            Ok(row) => Ok(SignupOutcome::Created(row.get(0))),
+            Err(e) if is_unique_violation(&e) => Ok(SignupOutcome::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a legacy hash; only if it is still the one that was checked.
+    pub fn upgrade_password_hash(&self, user_id: i32, old_hash: &str, new_hash: &str) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE users SET password_hash = $3 WHERE user_id = $1 AND password_hash = $2",
+            &[&user_id, &old_hash, &new_hash],
+        )?;
+        Ok(())
+    }
+
+    /// Every user but `user_id`, by name.
+    pub fn other_usernames(&self, user_id: i32) -> StoreResult<Vec<String>> {
+        let rows = self
+            .conn()?
+            .query("SELECT username FROM users WHERE user_id <> $1 ORDER BY username", &[&user_id])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn find_user_id(&self, username: &str) -> StoreResult<Option<i32>> {
+        let row = self.conn()?.query_opt("SELECT user_id FROM users WHERE username = $1", &[&username])?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    // --------------------------------------------------------- sessions
+
+    /// Opens a `sessions` row for a login on `pod_id`; stamps `last_login`.
+    pub fn create_session(&self, user_id: i32, pod_id: &str) -> StoreResult<i32> {
+        let row = self.conn()?.query_one(
+            "WITH s AS (INSERT INTO sessions (user_id, pod_id) VALUES ($1, $2) RETURNING session_id), \
+                  u AS (UPDATE users SET last_login = CURRENT_TIMESTAMP WHERE user_id = $1) \
+             SELECT session_id FROM s",
+            &[&user_id, &pod_id],
+        )?;
+        Ok(row.get(0))
+    }
+
+    pub fn end_session(&self, session_id: i32) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE sessions SET logout_time = CURRENT_TIMESTAMP, is_active = FALSE \
+             WHERE session_id = $1 AND is_active",
+            &[&session_id],
+        )?;
+        Ok(())
+    }
+
+    /// Closes every session a pod left open (it died, or restarts).
+    pub fn end_pod_sessions(&self, pod_id: &str) -> StoreResult<u64> {
+        Ok(self.conn()?.execute(
+            "UPDATE sessions SET logout_time = CURRENT_TIMESTAMP, is_active = FALSE \
+             WHERE pod_id = $1 AND is_active",
+            &[&pod_id],
+        )?)
+    }
+
+    // ---------------------------------------------------- conversations
+
+    pub fn get_or_create_conversation(&self, user_a: i32, user_b: i32) -> StoreResult<i32> {
+        let (p1, p2) = (user_a.min(user_b), user_a.max(user_b));
+        let mut c = self.conn()?;
+        // ON CONFLICT needs the unique constraint; the select-first path
+        // keeps this cheap when the conversation exists (the usual case).
+        let select = "SELECT conversation_id FROM conversations WHERE participant1_id = $1 AND participant2_id = $2";
+        if let Some(row) = c.query_opt(select, &[&p1, &p2])? {
+            return Ok(row.get(0));
+        }
+        let inserted = c.query_opt(
+            "INSERT INTO conversations (participant1_id, participant2_id) VALUES ($1, $2) \
+             ON CONFLICT (participant1_id, participant2_id) DO NOTHING RETURNING conversation_id",
+            &[&p1, &p2],
+        )?;
+        match inserted {
+            Some(row) => Ok(row.get(0)),
+            None => Ok(c.query_one(select, &[&p1, &p2])?.get(0)),
+        }
+    }
+
+    /// Stores a private message; `Ok` means committed.
+    pub fn save_private_message(&self, conversation_id: i32, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
+        self.conn()?.execute(
+            "WITH m AS (INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) \
+                        VALUES ($1, $2, $3, $4) RETURNING message_id) \
+             UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
+             WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM m)",
+            &[&conversation_id, &sender_id, &sender, &text],
+        )?;
+        Ok(())
+    }
+
+    /// The last [`HISTORY_LIMIT`] messages by insertion order, oldest first.
+    pub fn recent_conversation_messages(&self, conversation_id: i32) -> StoreResult<Vec<HistoryEntry>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("messages WHERE conversation_id = $1"));
+        self.history(&SQL, &[&conversation_id])
+    }
+
+    fn history(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> StoreResult<Vec<HistoryEntry>> {
+        let rows = self.conn()?.query(sql, params)?;
+        Ok(rows
+            .iter()
+            .map(|r| HistoryEntry { timestamp: r.get(0), sender: r.get(1), text: r.get(2) })
+            .collect())
+    }
+
+    // -------------------------------------------------------- broadcast
+
+    pub fn save_broadcast_message(&self, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
+        self.conn()?.execute(
+            "INSERT INTO broadcast_messages (sender_id, sender_username, message_text) VALUES ($1, $2, $3)",
+            &[&sender_id, &sender, &text],
+        )?;
+        Ok(())
+    }
+
+    pub fn recent_broadcast_messages(&self) -> StoreResult<Vec<HistoryEntry>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("broadcast_messages"));
+        self.history(&SQL, &[])
+    }
+
+    // ----------------------------------------------------------- groups
+
+    /// The active groups `user_id` belongs to, oldest first.
+    pub fn user_groups(&self, user_id: i32) -> StoreResult<Vec<GroupSummary>> {
+        let rows = self.conn()?.query(
+            "SELECT g.group_id, g.group_name, g.description, \
+                    (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                    gm.role = 'admin' \
+             FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+             WHERE gm.user_id = $1 AND g.is_active ORDER BY g.group_id",
+            &[&user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupSummary {
+                id: r.get(0),
+                name: r.get(1),
+                description: r.get(2),
+                member_count: r.get(3),
+                is_admin: r.get::<_, Option<bool>>(4).unwrap_or(false),
+                is_member: true,
+            })
+            .collect())
+    }
+
+    /// Every active group, oldest first, with whether `user_id` is in it.
+    pub fn all_groups(&self, user_id: i32) -> StoreResult<Vec<GroupSummary>> {
+        let rows = self.conn()?.query(
+            "SELECT g.group_id, g.group_name, g.description, \
+                    (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                    EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
+             FROM groups g WHERE g.is_active ORDER BY g.group_id",
+            &[&user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupSummary {
+                id: r.get(0),
+                name: r.get(1),
+                description: r.get(2),
+                member_count: r.get(3),
+                is_admin: false,
+                is_member: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The name of an active group `user_id` belongs to; `None` otherwise.
+    pub fn member_group_name(&self, group_id: i32, user_id: i32) -> StoreResult<Option<String>> {
+        let row = self.conn()?.query_opt(
+            "SELECT g.group_name FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+             WHERE g.group_id = $1 AND gm.user_id = $2 AND g.is_active",
+            &[&group_id, &user_id],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Creates a group with `creator` as its admin. Names are unique among
+    /// active groups (checked under a lock on the name).
+    pub fn create_group(&self, name: &str, description: Option<&str>, creator: i32) -> StoreResult<CreateGroupOutcome> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('group:' || $1))", &[&name])?;
+        let taken = tx.query_opt("SELECT 1 FROM groups WHERE group_name = $1 AND is_active", &[&name])?;
+        if taken.is_some() {
+            return Ok(CreateGroupOutcome::NameTaken);
+        }
+        let id: i32 = tx
+            .query_one(
+                "INSERT INTO groups (group_name, description, created_by) VALUES ($1, $2, $3) RETURNING group_id",
+                &[&name, &description, &creator],
+            )?
+            .get(0);
+        tx.execute(
+            "INSERT INTO group_members (group_id, user_id, role) VALUES ($1, $2, 'admin')",
+            &[&id, &creator],
+        )?;
+        tx.commit()?;
+        Ok(CreateGroupOutcome::Created(id))
+    }
+
+    pub fn join_group(&self, group_id: i32, user_id: i32) -> StoreResult<JoinOutcome> {
+        let row = self.conn()?.query_one(
+            "WITH g AS (SELECT group_id FROM groups WHERE group_id = $1 AND is_active), \
+                  ins AS (INSERT INTO group_members (group_id, user_id, role) \
+                          SELECT group_id, $2, 'member' FROM g \
+                          ON CONFLICT (group_id, user_id) DO NOTHING RETURNING 1) \
+             SELECT EXISTS (SELECT 1 FROM g), EXISTS (SELECT 1 FROM ins)",
+            &[&group_id, &user_id],
+        )?;
+        Ok(match (row.get(0), row.get(1)) {
+            (false, _) => JoinOutcome::NotFound,
+            (true, true) => JoinOutcome::Joined,
+            (true, false) => JoinOutcome::AlreadyMember,
+        })
+    }
+
+    /// Leaves a group. An admin who leaves hands the role to the longest
+    /// member; the last member to leave closes the group.
+    pub fn leave_group(&self, group_id: i32, user_id: i32) -> StoreResult<LeaveOutcome> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        // Lock the group row so concurrent leaves see each other.
+        if tx.query_opt("SELECT 1 FROM groups WHERE group_id = $1 AND is_active FOR UPDATE", &[&group_id])?.is_none() {
+            return Ok(LeaveOutcome::NotMember);
+        }
+        let left = tx.query_opt(
+            "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2 RETURNING role",
+            &[&group_id, &user_id],
+        )?;
+        let Some(left) = left else {
+            return Ok(LeaveOutcome::NotMember);
+        };
+        let remaining: i64 = tx
+            .query_one("SELECT COUNT(*) FROM group_members WHERE group_id = $1", &[&group_id])?
+            .get(0);
+        let outcome = if remaining == 0 {
+            tx.execute("UPDATE groups SET is_active = FALSE WHERE group_id = $1", &[&group_id])?;
+            LeaveOutcome::LeftAndClosed
+        } else {
+            if left.get::<_, Option<String>>(0).as_deref() == Some("admin") {
+                tx.execute(
+                    "UPDATE group_members SET role = 'admin' WHERE group_id = $1 AND user_id = ( \
+                       SELECT user_id FROM group_members WHERE group_id = $1 \
+                       AND NOT EXISTS (SELECT 1 FROM group_members a WHERE a.group_id = $1 AND a.role = 'admin') \
+                       ORDER BY joined_at, user_id LIMIT 1)",
+                    &[&group_id],
+                )?;
+            }
+            LeaveOutcome::Left
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Members, admins first, then by join time.
+    pub fn group_members(&self, group_id: i32) -> StoreResult<Vec<GroupMember>> {
+        let rows = self.conn()?.query(
+            "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
+             FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
+             WHERE gm.group_id = $1 ORDER BY gm.role = 'admin' DESC, gm.joined_at, u.username",
+            &[&group_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupMember {
+                username: r.get(0),
+                is_admin: r.get::<_, Option<bool>>(1).unwrap_or(false),
+                joined: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Stores a group message and returns the members at that moment (one
+    /// statement, so the list matches the commit). `None`: the sender is no
+    /// longer a member of an active group and nothing was stored.
+    pub fn save_group_message(&self, group_id: i32, sender_id: i32, sender: &str, text: &str) -> StoreResult<Option<Vec<String>>> {
+        let rows = self.conn()?.query(
+            "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
+                         WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \
+                  ins AS (INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
+                          SELECT $1, $2, $3, $4 FROM ok RETURNING message_id) \
+             SELECT u.username FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
+             WHERE gm.group_id = $1 AND EXISTS (SELECT 1 FROM ins)",
+            &[&group_id, &sender_id, &sender, &text],
+        )?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+    }
+
+    pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("group_messages WHERE group_id = $1"));
+        self.history(&SQL, &[&group_id])
+    }
+}

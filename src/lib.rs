@@ -1,0 +1,29 @@
+//! chatp: a private chat service. A synchronous, thread-per-connection TCP
+//! server speaking the chatp protocol (`shared/PROTOCOL.md`), on PostgreSQL
+//! (users, sessions, every message) and Redis (presence, cross-pod routing).
+//!
+//! Map of the crate, one line per module and what it owns:
+//!
+//! - [`protocol`]: every wire token, the formatting and parsing of every line, name rules.
+//! - [`framing`]: bytes to lines (4096-byte limit, invalid UTF-8), in memory.
+//! - [`config`]: every environment variable, read once into typed configs.
+//! - [`db_manager`]: the PostgreSQL pool and every SQL statement.
+//! - [`passwords`]: Argon2id hashing, legacy SHA-256 checks, the bounded hashing pool.
+//! - [`redis_store`]: the Redis pool and every Redis key and channel name.
+//! - [`presence`]: who is online across pods (`online_users`), heartbeats, reaping dead pods.
+//! - [`router`]: local sessions and delivery of lines across pods (pub/sub).
+//! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
+//! - [`connection`]: one client socket: framed reads, sends through its outbox.
+//! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
+
+pub mod config;
+pub mod connection;
+pub mod db_manager;
+pub mod framing;
+pub mod outbox;
+pub mod passwords;
+pub mod presence;
+pub mod protocol;
+pub mod redis_store;
+pub mod router;
+pub mod server;

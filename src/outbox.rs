@@ -1,0 +1,312 @@
+//! Writing to a client: one [`Outbox`] per connection, shared by every
+//! thread that has a line for that client (its own thread, other users'
+//! threads, the pub/sub listener).
+//!
+//! Lines go into a bounded crossbeam queue and are written whole, in queue
+//! order, by whichever thread holds the outbox's small write lock, using
+//! non-blocking `send(MSG_DONTWAIT)`: nobody ever blocks on another client's
+//! socket. When the kernel's send buffer is full, the bytes left over wait
+//! in the outbox and the pod's single [`Flusher`] thread finishes them when
+//! `poll` says the socket is writable. A client that stops reading fills
+//! its queue: notifications for it are then refused and it is disconnected
+//! (`OUTBOUND_QUEUE` lines; logged). Its own thread is not disconnected for a
+//! full queue at once: it waits up to [`OWN_LINE_WAIT`] for room, which
+//! only slows that one client down.
+
+use std::io;
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+
+/// How long a client's own thread waits for room in its full queue before
+/// the client is declared stalled.
+pub const OWN_LINE_WAIT: Duration = Duration::from_secs(30);
+
+/// Bytes gathered from the queue into one `send` call.
+const BATCH_BYTES: usize = 8 * 1024;
+
+/// How long the flusher sleeps in `poll` before looking for new work.
+const FLUSHER_TICK: Duration = Duration::from_millis(100);
+
+#[derive(Default)]
+struct WriteState {
+    /// Bytes taken from the queue but not yet accepted by the kernel.
+    pending: Vec<u8>,
+    /// How much of `pending` has been sent.
+    sent: usize,
+    /// The flusher is watching this outbox.
+    watched: bool,
+    /// Why the outbox was closed, if it was.
+    closed: Option<String>,
+}
+
+/// The write side of one client connection.
+pub struct Outbox {
+    stream: Arc<TcpStream>,
+    queue_tx: Sender<String>,
+    queue_rx: Receiver<String>,
+    state: Mutex<WriteState>,
+    flusher: Sender<Arc<Outbox>>,
+    /// For logs: who this is (address, later the username).
+    label: Mutex<String>,
+}
+
+impl Outbox {
+    pub fn new(stream: Arc<TcpStream>, capacity: usize, flusher: &Flusher, label: String) -> Arc<Self> {
+        let (queue_tx, queue_rx) = bounded(capacity.max(1));
+        Arc::new(Outbox {
+            stream,
+            queue_tx,
+            queue_rx,
+            state: Mutex::new(WriteState::default()),
+            flusher: flusher.sender(),
+            label: Mutex::new(label),
+        })
+    }
+
+    pub fn set_label(&self, label: String) {
+        *self.label.lock().unwrap_or_else(|e| e.into_inner()) = label;
+    }
+
+    pub fn label(&self) -> String {
+        self.label.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WriteState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the outbox was closed, if it was.
+    pub fn close_reason(&self) -> Option<String> {
+        self.lock().closed.clone()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    /// Queues a line for another user (never blocks). `false`: the client
+    /// is gone or stalled (and is now disconnected).
+    pub fn notify(self: &Arc<Self>, line: String) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        match self.queue_tx.try_send(line) {
+            Ok(()) => {
+                self.flush();
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                self.close("outbound queue full (client not reading)");
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Queues a line from the client's own thread, waiting for room if the
+    /// client is slow. `false`: the client is gone or stalled.
+    pub fn send_own(self: &Arc<Self>, line: String) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let queued = match self.queue_tx.try_send(line) {
+            Ok(()) => true,
+            Err(TrySendError::Full(line)) => {
+                self.flush();
+                match self.queue_tx.send_timeout(line, OWN_LINE_WAIT) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        self.close("outbound queue full for 30 s (client not reading)");
+                        false
+                    }
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        };
+        if queued {
+            self.flush();
+        }
+        queued && !self.is_closed()
+    }
+
+    /// Writes what can be written without blocking. Holds the write lock
+    /// only around non-blocking sends.
+    pub fn flush(self: &Arc<Self>) {
+        let mut st = self.lock();
+        loop {
+            if st.closed.is_some() {
+                return;
+            }
+            if st.sent == st.pending.len() {
+                st.pending.clear();
+                st.sent = 0;
+                while st.pending.len() < BATCH_BYTES {
+                    match self.queue_rx.try_recv() {
+                        Ok(line) => {
+                            st.pending.extend_from_slice(line.as_bytes());
+                            st.pending.push(b'\n');
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if st.pending.is_empty() {
+                    // Give back a buffer a burst made large.
+                    if st.pending.capacity() > BATCH_BYTES * 2 {
+                        st.pending = Vec::new();
+                    }
+                    return;
+                }
+            }
+            let from = st.sent;
+            match send_nonblocking(&self.stream, &st.pending[from..]) {
+                Ok(n) => st.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !st.watched {
+                        st.watched = true;
+                        drop(st);
+                        let _ = self.flusher.send(Arc::clone(self));
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let reason = format!("write failed: {e}");
+                    drop(st);
+                    self.close(&reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// True when nothing waits to be written.
+    fn is_drained(&self) -> bool {
+        let st = self.lock();
+        st.sent == st.pending.len() && self.queue_rx.is_empty()
+    }
+
+    /// Closes the connection: the client's thread wakes from its read and
+    /// ends the session. The first reason wins.
+    pub fn close(&self, reason: &str) {
+        let mut st = self.lock();
+        if st.closed.is_none() {
+            st.closed = Some(reason.to_string());
+            drop(st);
+            let _ = self.stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Waits (up to `timeout`) until queued lines are written, e.g. before
+    /// closing a connection at logout.
+    pub fn drain(self: &Arc<Self>, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        self.flush();
+        while !self.is_drained() && !self.is_closed() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// `send(2)` with `MSG_DONTWAIT`: never blocks, whatever the socket mode,
+/// so the client's own thread can keep a blocking read on the same socket.
+fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the fd is owned by `stream`, alive for the call; `buf` is a
+    // valid slice for `buf.len()` bytes.
+    let n = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The pod's one thread that finishes writes to clients whose socket was
+/// full, when `poll` says they can take more.
+pub struct Flusher {
+    tx: Option<Sender<Arc<Outbox>>>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    pub fn start() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded::<Arc<Outbox>>();
+        let handle = thread::Builder::new()
+            .name("flusher".into())
+            .spawn(move || flusher_loop(rx))
+            .expect("spawn flusher thread");
+        Flusher { tx: Some(tx), handle: Some(handle) }
+    }
+
+    fn sender(&self) -> Sender<Arc<Outbox>> {
+        self.tx.clone().expect("flusher running")
+    }
+
+    /// Ends the thread once every outbox is gone (call after the
+    /// connections have ended) and joins it.
+    pub fn stop(mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn flusher_loop(rx: Receiver<Arc<Outbox>>) {
+    let mut watched: Vec<Arc<Outbox>> = Vec::new();
+    loop {
+        if watched.is_empty() {
+            match rx.recv() {
+                Ok(o) => watched.push(o),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(o) => watched.push(o),
+                Err(_) => break,
+            }
+        }
+        let mut fds: Vec<libc::pollfd> = watched
+            .iter()
+            .map(|o| libc::pollfd { fd: o.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, FLUSHER_TICK.as_millis() as i32) };
+        if ready < 0 {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        let mut still = Vec::with_capacity(watched.len());
+        for (o, pfd) in watched.drain(..).zip(fds.iter()) {
+            if o.is_closed() {
+                continue;
+            }
+            if pfd.revents != 0 {
+                // Take the outbox off the watch list first: flush puts it
+                // back (sends it to us again) if the socket fills up again.
+                o.lock().watched = false;
+                o.flush();
+            } else {
+                still.push(o);
+            }
+        }
+        watched = still;
+        match rx.recv_timeout(Duration::ZERO) {
+            Ok(o) => watched.push(o),
+            Err(RecvTimeoutError::Disconnected) if watched.is_empty() => return,
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Password hashing: Argon2id PHC strings for new passwords (OWASP
+//! parameters m=19 MiB, t=2, p=1), constant-time checks of the 64-hex
+//! SHA-256 hashes a Python chatp database holds (upgraded to Argon2id at the
+//! first successful login), all on a fixed pool of worker threads so a burst
+//! of logins cannot take more than `workers` x 19 MiB of memory.
+
+use std::thread;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rand_core::OsRng;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// OWASP's first recommended Argon2id setting: 19 MiB, 2 passes, 1 lane.
+const MEMORY_KIB: u32 = 19 * 1024;
+const PASSES: u32 = 2;
+const LANES: u32 = 1;
+
+/// Jobs that may wait for a worker; senders block beyond that.
+const QUEUE_PER_WORKER: usize = 64;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("valid Argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The result of checking a password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Invalid,
+    /// Valid; `Some` carries an Argon2id hash to store in place of a legacy one.
+    Valid { upgrade: Option<String> },
+}
+
+/// Hashes a new password (runs on the calling thread).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2id hashing with valid parameters")
+        .to_string()
+}
+
+fn is_legacy_sha256(stored: &str) -> bool {
+    stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Checks a password (runs on the calling thread).
+pub fn verify_password(password: &str, stored: &str) -> Verdict {
+    if is_legacy_sha256(stored) {
+        let Ok(expected) = hex::decode(stored) else { return Verdict::Invalid };
+        let actual = Sha256::digest(password.as_bytes());
+        if bool::from(actual.as_slice().ct_eq(&expected)) {
+            return Verdict::Valid { upgrade: Some(hash_password(password)) };
+        }
+        return Verdict::Invalid;
+    }
+    match PasswordHash::new(stored) {
+        Ok(parsed) if argon2().verify_password(password.as_bytes(), &parsed).is_ok() => {
+            Verdict::Valid { upgrade: None }
+        }
+        _ => Verdict::Invalid,
+    }
+}
+
+enum Job {
+    Hash { password: String, reply: Sender<String> },
+    Verify { password: String, stored: String, reply: Sender<Verdict> },
+}
+
+/// A fixed pool of hashing threads. Cloning shares the pool.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    jobs: Sender<Job>,
+    /// Verified when a user does not exist, so a login for an unknown name
+    /// costs the same time as one for a known name.
+    dummy_hash: std::sync::Arc<String>,
+}
+
+impl PasswordHasher {
+    /// Starts `workers` threads; they end when every handle is dropped.
+    pub fn start(workers: usize) -> Self {
+        let workers = workers.max(1);
+        let (jobs, rx) = bounded::<Job>(workers * QUEUE_PER_WORKER);
+        for i in 0..workers {
+            let rx: Receiver<Job> = rx.clone();
+            thread::Builder::new()
+                .name(format!("hasher-{i}"))
+                .spawn(move || {
+                    for job in rx {
+                        match job {
+                            Job::Hash { password, reply } => {
+                                let _ = reply.send(hash_password(&password));
+                            }
+                            Job::Verify { password, stored, reply } => {
+                                let _ = reply.send(verify_password(&password, &stored));
+                            }
+                        }
+                    }
+                })
+                .expect("spawn hasher thread");
+        }
+        let dummy_hash = std::sync::Arc::new(hash_password("chatp-dummy-password"));
+        PasswordHasher { jobs, dummy_hash }
+    }
+
+    pub fn hash(&self, password: &str) -> String {
+        let (reply, rx) = bounded(1);
+        let job = Job::Hash { password: password.to_string(), reply };
+        match self.jobs.send(job) {
+            Ok(()) => rx.recv().expect("hasher replies"),
+            Err(_) => hash_password(password),
+        }
+    }
+
+    /// Checks `password` against `stored`, or against a dummy hash when the
+    /// user does not exist (`None`), which is then always `Invalid`.
+    pub fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
+        let (reply, rx) = bounded(1);
+        let target = stored.unwrap_or(&self.dummy_hash).to_string();
+        let job = Job::Verify { password: password.to_string(), stored: target, reply };
+        let verdict = match self.jobs.send(job) {
+            Ok(()) => rx.recv().expect("hasher replies"),
+            Err(_) => Verdict::Invalid,
+        };
+        if stored.is_none() {
+            return Verdict::Invalid;
+        }
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_round_trip_with_owasp_parameters() {
+        let h = hash_password("s3cret");
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert_eq!(verify_password("s3cret", &h), Verdict::Valid { upgrade: None });
+        assert_eq!(verify_password("wrong", &h), Verdict::Invalid);
+    }
+
+    #[test]
+    fn legacy_sha256_is_accepted_once_and_upgraded() {
+        let legacy = hex::encode(Sha256::digest(b"pass123"));
+        match verify_password("pass123", &legacy) {
+            Verdict::Valid { upgrade: Some(new) } => {
+                assert_eq!(verify_password("pass123", &new), Verdict::Valid { upgrade: None })
+            }
+            other => panic!("expected an upgrade, got {other:?}"),
+        }
+        assert_eq!(verify_password("pass124", &legacy), Verdict::Invalid);
+        assert_eq!(verify_password("x", "not a hash"), Verdict::Invalid);
+    }
+
+    #[test]
+    fn pool_answers_and_unknown_users_never_pass() {
+        let pool = PasswordHasher::start(2);
+        let h = pool.hash("pw");
+        assert_eq!(pool.verify("pw", Some(&h)), Verdict::Valid { upgrade: None });
+        assert_eq!(pool.verify("chatp-dummy-password", None), Verdict::Invalid);
+    }
+}

@@ -1,0 +1,267 @@
+//! Presence in Redis: who is online, across every pod.
+//!
+//! `online_users` keeps its original meaning (a set of usernames), so tools
+//! that count it stay right. Behind it, each pod keeps a hash of its users'
+//! live session counts and each user a set of the pods holding their
+//! sessions; a user leaves `online_users` when their last session on any pod
+//! ends. Every change is one Lua script, so pods never see half an update,
+//! and session counts commute (a logout processed before a login of the same
+//! user still ends with the right state).
+//!
+//! A pod that dies without logging its users out (kill -9, node loss) stops
+//! refreshing `presence:pod:<pod>:alive` (TTL `PRESENCE_TTL_SECS`, refreshed
+//! every third of it). Every heartbeat of every pod, and every count, runs
+//! the reaper: pods whose alive key is gone lose their users. So a dead
+//! pod's users are gone within TTL + TTL/3 (20 s with the default 15 s).
+//!
+//! Counting live users ([`count_online`]) is the reaper (O(pods)) plus
+//! `SCARD`: cheap enough for the autoscaler to poll.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::redis_store::{failed, Keys, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
+
+/// A session starts. KEYS: online_users, pods, pod users, user pods, pod
+/// alive. ARGV: username, pod, ttl seconds.
+static SESSION_UP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+redis.call('SADD', KEYS[4], ARGV[2])
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// A session ends. KEYS: online_users, pod users, user pods.
+/// ARGV: username, pod.
+static SESSION_DOWN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+if n <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('SREM', KEYS[3], ARGV[2])
+  if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end
+end
+return n
+"#,
+    )
+});
+
+/// Drops a pod's users from presence. Expects `fill`; `online` is the
+/// online_users key, `tmpl_users`/`tmpl_user_pods` key templates.
+const LUA_DROP_POD: &str = r#"
+local function drop_pod(pod, users_key, online, tmpl_user_pods)
+  for _, u in ipairs(redis.call('HKEYS', users_key)) do
+    local up = fill(tmpl_user_pods, u)
+    redis.call('SREM', up, pod)
+    if redis.call('SCARD', up) == 0 then redis.call('SREM', online, u) end
+  end
+  redis.call('DEL', users_key)
+end
+"#;
+
+/// Reaps dead pods, then counts. KEYS: pods, online_users. ARGV: alive,
+/// pod users, user pods templates. Returns {online count, reaped pods...}.
+static REAP_AND_COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{LUA_DROP_POD}{}",
+        r#"
+local out = {0}
+for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', fill(ARGV[1], pod)) == 0 then
+    drop_pod(pod, fill(ARGV[2], pod), KEYS[2], ARGV[3])
+    redis.call('SREM', KEYS[1], pod)
+    table.insert(out, pod)
+  end
+end
+out[1] = redis.call('SCARD', KEYS[2])
+return out
+"#
+    ))
+});
+
+/// Replaces everything Redis holds for one pod by the pod's own truth.
+/// KEYS: online_users, pods, pod users, pod alive. ARGV: pod, ttl seconds
+/// (0: the pod is leaving), user pods template, then user, count pairs.
+static RESYNC_POD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{LUA_DROP_POD}{}",
+        r#"
+local pod = ARGV[1]
+drop_pod(pod, KEYS[3], KEYS[1], ARGV[3])
+for i = 4, #ARGV, 2 do
+  local u = ARGV[i]
+  redis.call('HSET', KEYS[3], u, ARGV[i + 1])
+  redis.call('SADD', fill(ARGV[3], u), pod)
+  redis.call('SADD', KEYS[1], u)
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SADD', KEYS[2], pod)
+  redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
+else
+  redis.call('SREM', KEYS[2], pod)
+  redis.call('DEL', KEYS[4])
+end
+return 1
+"#
+    ))
+});
+
+/// Reaps pods that stopped their heartbeat and returns
+/// (live users, reaped pod ids). What the autoscaler polls.
+pub fn count_online(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+    let mut out: Vec<redis::Value> = REAP_AND_COUNT
+        .key(keys.pods())
+        .key(keys.online_users())
+        .arg(keys.pod_alive(PLACEHOLDER))
+        .arg(keys.pod_users(PLACEHOLDER))
+        .arg(keys.user_pods(PLACEHOLDER))
+        .invoke(conn)
+        .map_err(failed("counting online users"))?;
+    if out.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let count: usize = redis::from_redis_value(&out.remove(0)).map_err(failed("reading the online count"))?;
+    let reaped: Vec<String> = out.iter().filter_map(|v| redis::from_redis_value(v).ok()).collect();
+    Ok((count, reaped))
+}
+
+/// This pod's view of presence.
+pub struct Presence {
+    pool: RedisPool,
+    keys: Keys,
+    pod_id: String,
+    ttl: Duration,
+    /// A write failed: Redis may be missing some of this pod's sessions.
+    /// The next heartbeat replaces the pod's state as a whole.
+    dirty: AtomicBool,
+}
+
+impl Presence {
+    pub fn new(pool: RedisPool, keys: Keys, pod_id: String, ttl: Duration) -> Self {
+        Presence { pool, keys, pod_id, ttl, dirty: AtomicBool::new(false) }
+    }
+
+    pub fn pod_id(&self) -> &str {
+        &self.pod_id
+    }
+
+    /// How often [`Presence::heartbeat`] should run.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.ttl / 3).max(Duration::from_millis(200))
+    }
+
+    fn conn(&self, action: &str) -> RedisResult<r2d2::PooledConnection<crate::redis_store::RedisConnector>> {
+        self.pool.get().map_err(failed(action.to_string()))
+    }
+
+    fn mark_dirty_on_err<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
+        if r.is_err() {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
+    /// A session of `user` started on this pod.
+    pub fn session_up(&self, user: &str) -> RedisResult<()> {
+        let action = format!("marking {user} online");
+        let r = self.conn(&action).and_then(|mut c| {
+            SESSION_UP
+                .key(self.keys.online_users())
+                .key(self.keys.pods())
+                .key(self.keys.pod_users(&self.pod_id))
+                .key(self.keys.user_pods(user))
+                .key(self.keys.pod_alive(&self.pod_id))
+                .arg(user)
+                .arg(&self.pod_id)
+                .arg(self.ttl.as_secs().max(1))
+                .invoke::<i64>(&mut *c)
+                .map(drop)
+                .map_err(failed(action.clone()))
+        });
+        self.mark_dirty_on_err(r)
+    }
+
+    /// A session of `user` on this pod ended.
+    pub fn session_down(&self, user: &str) -> RedisResult<()> {
+        let action = format!("marking {user} offline");
+        let r = self.conn(&action).and_then(|mut c| {
+            SESSION_DOWN
+                .key(self.keys.online_users())
+                .key(self.keys.pod_users(&self.pod_id))
+                .key(self.keys.user_pods(user))
+                .arg(user)
+                .arg(&self.pod_id)
+                .invoke::<i64>(&mut *c)
+                .map(drop)
+                .map_err(failed(action.clone()))
+        });
+        self.mark_dirty_on_err(r)
+    }
+
+    /// Replaces Redis's record of this pod with `sessions` (user, live
+    /// sessions here). With `leaving`, the pod also leaves the pod set.
+    pub fn resync(&self, sessions: &[(String, usize)], leaving: bool) -> RedisResult<()> {
+        let action = "rewriting this pod's presence";
+        let mut c = self.conn(action)?;
+        let ttl = if leaving { 0 } else { self.ttl.as_secs().max(1) };
+        let mut inv = RESYNC_POD.prepare_invoke();
+        inv.key(self.keys.online_users())
+            .key(self.keys.pods())
+            .key(self.keys.pod_users(&self.pod_id))
+            .key(self.keys.pod_alive(&self.pod_id))
+            .arg(&self.pod_id)
+            .arg(ttl)
+            .arg(self.keys.user_pods(PLACEHOLDER));
+        for (user, n) in sessions {
+            inv.arg(user).arg(*n);
+        }
+        inv.invoke::<i64>(&mut *c).map_err(failed(action))?;
+        self.dirty.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Marks presence as needing a full rewrite (Redis restarted or a write
+    /// was lost); the next heartbeat does it.
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Refreshes this pod's heartbeat (or rewrites its state when a write
+    /// was lost, asking `sessions` for the truth), then reaps dead pods.
+    /// Returns the pods it reaped.
+    pub fn heartbeat(&self, sessions: impl FnOnce() -> Vec<(String, usize)>) -> RedisResult<Vec<String>> {
+        if self.dirty.load(Ordering::SeqCst) {
+            self.resync(&sessions(), false)?;
+        } else {
+            let action = "refreshing the heartbeat";
+            let mut c = self.conn(action)?;
+            redis::pipe()
+                .set_ex(self.keys.pod_alive(&self.pod_id), 1, self.ttl.as_secs().max(1))
+                .ignore()
+                .sadd(self.keys.pods(), &self.pod_id)
+                .ignore()
+                .query::<()>(&mut *c)
+                .map_err(failed(action))?;
+        }
+        let mut c = self.conn("reaping dead pods")?;
+        Ok(count_online(&mut c, &self.keys)?.1)
+    }
+
+    /// The usernames online on any pod.
+    pub fn online_users(&self) -> RedisResult<HashSet<String>> {
+        let action = "reading online users";
+        let mut c = self.conn(action)?;
+        redis::cmd("SMEMBERS").arg(self.keys.online_users()).query(&mut *c).map_err(failed(action))
+    }
+}

@@ -1,0 +1,507 @@
+//! The wire protocol (`shared/PROTOCOL.md`, version 1): every token, and the
+//! formatting and parsing of every line. Nothing else in the crate (tests
+//! included) spells a token; everything here works on strings in memory.
+//!
+//! Server lines are built by the constructors below and returned without
+//! the trailing `\n` (the connection adds it). Client inputs that carry
+//! meaning are the `pub const`s of [`input`].
+
+use std::fmt;
+
+/// Longest client line in bytes, without its `\n` (`\r\n` accepted).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// How many messages of history a conversation, the broadcast channel or a
+/// group shows when opened.
+pub const HISTORY_LIMIT: i64 = 50;
+
+/// Longest username: the `users.username VARCHAR(50)` column.
+pub const MAX_USERNAME_CHARS: usize = 50;
+/// Longest group name: the `groups.group_name VARCHAR(100)` column.
+pub const MAX_GROUP_NAME_CHARS: usize = 100;
+
+/// Client inputs with a meaning (compared after trimming).
+pub mod input {
+    pub const LOGIN: &str = "LOGIN";
+    pub const SIGNUP: &str = "SIGNUP";
+    pub const BYE: &str = "bye";
+    pub const BACK: &str = "back";
+    pub const BROADCAST: &str = "BROADCAST";
+    pub const YES: &str = "yes";
+    pub const MEMBERS: &str = "/members";
+    pub const LEAVE: &str = "/leave";
+    pub const JOIN_PREFIX: &str = "join:";
+    pub const MENU_PRIVATE: &str = "1";
+    pub const MENU_BROADCAST: &str = "2";
+    pub const MENU_MY_GROUPS: &str = "3";
+    pub const MENU_BROWSE_GROUPS: &str = "4";
+    pub const MENU_CREATE_GROUP: &str = "5";
+}
+
+// ---------------------------------------------------------------- tokens
+
+pub const AUTH_REQUEST: &str = "AUTH_REQUEST";
+pub const LOGIN_PROMPT: &str = "LOGIN_PROMPT";
+pub const SIGNUP_PROMPT: &str = "SIGNUP_PROMPT";
+const AUTH_SUCCESS: &str = "AUTH_SUCCESS";
+const AUTH_FAILED: &str = "AUTH_FAILED";
+pub const MAIN_MENU_START: &str = "MAIN_MENU_START";
+pub const MAIN_MENU_END: &str = "MAIN_MENU_END";
+const INVALID_OPTION: &str = "INVALID_OPTION";
+pub const CONTACT_LIST_START: &str = "CONTACT_LIST_START";
+pub const CONTACT_LIST_END: &str = "CONTACT_LIST_END";
+const CONTACT_NOT_FOUND: &str = "CONTACT_NOT_FOUND";
+const CONVERSATION_START: &str = "CONVERSATION_START";
+pub const CONVERSATION_READY: &str = "CONVERSATION_READY";
+const MESSAGE: &str = "MESSAGE";
+const SENT: &str = "SENT";
+const BROADCAST_START: &str = "BROADCAST_START";
+const BROADCAST: &str = "BROADCAST";
+const BROADCAST_SENT: &str = "BROADCAST_SENT";
+pub const MY_GROUPS_START: &str = "MY_GROUPS_START";
+pub const MY_GROUPS_END: &str = "MY_GROUPS_END";
+const NO_GROUPS: &str = "NO_GROUPS";
+const NOT_MEMBER: &str = "NOT_MEMBER";
+const INVALID_SELECTION: &str = "INVALID_SELECTION";
+pub const BROWSE_GROUPS_START: &str = "BROWSE_GROUPS_START";
+pub const BROWSE_GROUPS_END: &str = "BROWSE_GROUPS_END";
+const JOIN_SUCCESS: &str = "JOIN_SUCCESS";
+const JOIN_FAILED: &str = "JOIN_FAILED";
+const INVALID_COMMAND: &str = "INVALID_COMMAND";
+pub const CREATE_GROUP_PROMPT: &str = "CREATE_GROUP_PROMPT";
+const CREATE_SUCCESS: &str = "CREATE_SUCCESS";
+const CREATE_FAILED: &str = "CREATE_FAILED";
+const GROUP_CHAT_START: &str = "GROUP_CHAT_START";
+pub const GROUP_CHAT_READY: &str = "GROUP_CHAT_READY";
+const GROUP_MESSAGE: &str = "GROUP_MESSAGE";
+const GROUP_SENT: &str = "GROUP_SENT";
+pub const GROUP_MEMBERS_START: &str = "GROUP_MEMBERS_START";
+pub const GROUP_MEMBERS_END: &str = "GROUP_MEMBERS_END";
+const LEAVE_RESULT: &str = "LEAVE_RESULT";
+const ERROR: &str = "ERROR";
+
+// ---------------------------------------------------------------- texts
+
+/// Texts that stand after a token. Public so tests assert exact lines.
+pub mod text {
+    pub const LOGIN_OK: &str = "Login successful";
+    pub const INVALID_CREDENTIALS: &str = "Invalid username or password";
+    pub const USERNAME_TAKEN: &str = "Username already exists";
+    pub const INVALID_CHOICE: &str = "Invalid choice";
+    pub const PASSWORD_EMPTY: &str = "Password cannot be empty";
+    pub const AUTH_UNAVAILABLE: &str = "Service temporarily unavailable, please try again";
+    pub const INVALID_MENU_OPTION: &str = "Invalid menu option";
+    pub const CONTACT_NOT_FOUND: &str = "Contact not found";
+    pub const DELIVERED: &str = "Message delivered";
+    pub const SAVED_OFFLINE: &str = "Message saved (recipient offline)";
+    pub const BROADCAST_CHANNEL: &str = "BROADCAST CHANNEL";
+    pub const NO_MY_GROUPS: &str = "You are not a member of any groups yet.";
+    pub const NO_GROUPS_AVAILABLE: &str = "No groups available yet. Create one!";
+    pub const NOT_MEMBER_OF_GROUP: &str = "You are not a member of this group";
+    pub const MUST_JOIN_FIRST: &str = "You must join this group first. Use 'join:GROUP_ID'";
+    pub const INVALID_GROUP_ID: &str = "Please enter a valid group ID";
+    pub const JOINED: &str = "Successfully joined group";
+    pub const ALREADY_MEMBER: &str = "You are already a member of this group";
+    pub const GROUP_NOT_FOUND: &str = "Group not found or inactive";
+    pub const INVALID_JOIN: &str = "Invalid join command";
+    pub const GROUP_CREATED: &str = "Group created successfully";
+    pub const GROUP_NAME_TAKEN: &str = "Group name already exists";
+    pub const GROUP_SENT: &str = "Message sent to group";
+    pub const LEFT_GROUP: &str = "You have left the group";
+    pub const LEFT_GROUP_CLOSED: &str = "You have left the group. It had no other members and is now closed";
+    pub const DESCRIPTION_PIPE: &str = "Description cannot contain '|'";
+    pub const LINE_TOO_LONG: &str = "Line too long (max 4096 bytes); it was discarded";
+    pub const INVALID_UTF8: &str = "Line is not valid UTF-8; it was discarded";
+    pub const STORE_FAILED: &str = "Message not stored (storage unavailable); please retry";
+    pub const STORAGE_UNAVAILABLE: &str = "Storage unavailable; please retry";
+    pub const SERVER_FULL: &str = "Server is full, please try again later";
+    pub const ADMIN_BADGE: &str = "👑 Admin";
+    pub const MEMBER_BADGE: &str = "👤 Member";
+    pub const ADMIN_ICON: &str = "👑";
+    pub const MEMBER_ICON: &str = "👤";
+    pub const NO_DESCRIPTION: &str = "No description";
+    pub const BROWSE_MEMBER: &str = "✅ Member";
+    pub const BROWSE_JOIN: &str = "Join";
+    pub const CONTACT_ONLINE: &str = "online";
+    pub const CONTACT_OFFLINE: &str = "offline";
+    pub const BROADCAST_CONTACT: &str = "broadcast";
+}
+
+/// The free text between `MAIN_MENU_START` and `MAIN_MENU_END`, line for
+/// line as the Python server sent it (it starts with an empty line).
+pub const MAIN_MENU_LINES: [&str; 12] = [
+    "",
+    "========================================",
+    "        CHAT APPLICATION MENU",
+    "========================================",
+    "1. 💬 Private Messages",
+    "2. 📢 Broadcast Channel",
+    "3. 👥 My Groups",
+    "4. 🔍 Browse All Groups",
+    "5. ➕ Create New Group",
+    "",
+    "Type 'bye' to logout",
+    "========================================",
+];
+
+// ---------------------------------------------------------- constructors
+
+fn tagged(token: &str, body: impl fmt::Display) -> String {
+    format!("{token}:{body}")
+}
+
+pub fn auth_success(text: &str) -> String {
+    tagged(AUTH_SUCCESS, text)
+}
+pub fn signup_success(username: &str) -> String {
+    tagged(AUTH_SUCCESS, format_args!("Registration successful. Welcome {username}!"))
+}
+pub fn auth_failed(reason: &str) -> String {
+    tagged(AUTH_FAILED, reason)
+}
+pub fn invalid_option() -> String {
+    tagged(INVALID_OPTION, text::INVALID_MENU_OPTION)
+}
+/// The whole main menu, markers included.
+pub fn main_menu() -> Vec<String> {
+    let mut lines = Vec::with_capacity(MAIN_MENU_LINES.len() + 2);
+    lines.push(MAIN_MENU_START.to_string());
+    lines.extend(MAIN_MENU_LINES.iter().map(|l| l.to_string()));
+    lines.push(MAIN_MENU_END.to_string());
+    lines
+}
+/// `BROADCAST|broadcast`, always the first contact.
+pub fn broadcast_contact() -> String {
+    format!("{BROADCAST}|{}", text::BROADCAST_CONTACT)
+}
+pub fn contact(username: &str, online: bool) -> String {
+    let status = if online { text::CONTACT_ONLINE } else { text::CONTACT_OFFLINE };
+    format!("{username}|{status}")
+}
+pub fn contact_not_found() -> String {
+    tagged(CONTACT_NOT_FOUND, text::CONTACT_NOT_FOUND)
+}
+pub fn conversation_start(contact: &str) -> String {
+    tagged(CONVERSATION_START, contact)
+}
+/// One history line: `[YYYY-MM-DD HH:MM:SS] <sender>: <text>`.
+pub fn history_line(timestamp: &str, sender: &str, text: &str) -> String {
+    format!("[{timestamp}] {sender}: {text}")
+}
+pub fn message(sender: &str, text: &str) -> String {
+    format!("{MESSAGE}:{sender}:{text}")
+}
+pub fn sent(recipient_online: bool) -> String {
+    tagged(SENT, if recipient_online { text::DELIVERED } else { text::SAVED_OFFLINE })
+}
+pub fn broadcast_start() -> String {
+    tagged(BROADCAST_START, text::BROADCAST_CHANNEL)
+}
+pub fn broadcast(sender: &str, text: &str, unix_ms: u128) -> String {
+    format!("{BROADCAST}:{sender}:{text}:{unix_ms}")
+}
+pub fn broadcast_sent(reached: usize, others_online: usize) -> String {
+    tagged(
+        BROADCAST_SENT,
+        format_args!("Broadcast sent to {reached} online users (of {others_online} total)"),
+    )
+}
+pub fn no_my_groups() -> String {
+    tagged(NO_GROUPS, text::NO_MY_GROUPS)
+}
+pub fn no_groups_available() -> String {
+    tagged(NO_GROUPS, text::NO_GROUPS_AVAILABLE)
+}
+fn description_or_default(description: Option<&str>) -> &str {
+    match description {
+        Some(d) if !d.is_empty() => d,
+        _ => text::NO_DESCRIPTION,
+    }
+}
+/// `<id>|<name>|<description>|<member count>|<👑 or 👤>` (menu 3).
+pub fn my_group(id: i32, name: &str, description: Option<&str>, members: i64, admin: bool) -> String {
+    let badge = if admin { text::ADMIN_ICON } else { text::MEMBER_ICON };
+    format!("{id}|{name}|{}|{members}|{badge}", description_or_default(description))
+}
+/// `<id>|<name>|<description>|<member count>|<✅ Member or Join>` (menu 4).
+pub fn browse_group(id: i32, name: &str, description: Option<&str>, members: i64, member: bool) -> String {
+    let status = if member { text::BROWSE_MEMBER } else { text::BROWSE_JOIN };
+    format!("{id}|{name}|{}|{members}|{status}", description_or_default(description))
+}
+pub fn not_member() -> String {
+    tagged(NOT_MEMBER, text::NOT_MEMBER_OF_GROUP)
+}
+pub fn must_join_first() -> String {
+    tagged(NOT_MEMBER, text::MUST_JOIN_FIRST)
+}
+pub fn invalid_selection() -> String {
+    tagged(INVALID_SELECTION, text::INVALID_GROUP_ID)
+}
+pub fn join_success() -> String {
+    tagged(JOIN_SUCCESS, text::JOINED)
+}
+pub fn join_failed(reason: &str) -> String {
+    tagged(JOIN_FAILED, reason)
+}
+pub fn invalid_join() -> String {
+    tagged(INVALID_COMMAND, text::INVALID_JOIN)
+}
+pub fn create_success(group_id: i32) -> String {
+    tagged(CREATE_SUCCESS, format_args!("{}|{group_id}", text::GROUP_CREATED))
+}
+pub fn create_failed(reason: &str) -> String {
+    tagged(CREATE_FAILED, reason)
+}
+pub fn group_chat_start(name: &str, id: i32) -> String {
+    format!("{GROUP_CHAT_START}:{name}:{id}")
+}
+pub fn group_message(group: &str, sender: &str, text: &str) -> String {
+    format!("{GROUP_MESSAGE}:{group}:{sender}:{text}")
+}
+pub fn group_sent() -> String {
+    tagged(GROUP_SENT, text::GROUP_SENT)
+}
+/// `<username>|<👑 Admin or 👤 Member>|<YYYY-MM-DD joined>`.
+pub fn group_member(username: &str, admin: bool, joined: &str) -> String {
+    let badge = if admin { text::ADMIN_BADGE } else { text::MEMBER_BADGE };
+    format!("{username}|{badge}|{joined}")
+}
+pub fn leave_result(text: &str) -> String {
+    tagged(LEAVE_RESULT, text)
+}
+pub fn error(reason: &str) -> String {
+    tagged(ERROR, reason)
+}
+
+// ---------------------------------------------------------------- parsing
+
+/// What a main-menu line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MenuChoice {
+    PrivateMessages,
+    Broadcast,
+    MyGroups,
+    BrowseGroups,
+    CreateGroup,
+    Logout,
+    /// An empty line: show the menu again.
+    Redisplay,
+    Invalid,
+}
+
+pub fn parse_menu_choice(line: &str) -> MenuChoice {
+    match line {
+        input::MENU_PRIVATE => MenuChoice::PrivateMessages,
+        input::MENU_BROADCAST => MenuChoice::Broadcast,
+        input::MENU_MY_GROUPS => MenuChoice::MyGroups,
+        input::MENU_BROWSE_GROUPS => MenuChoice::BrowseGroups,
+        input::MENU_CREATE_GROUP => MenuChoice::CreateGroup,
+        input::BYE => MenuChoice::Logout,
+        "" => MenuChoice::Redisplay,
+        _ => MenuChoice::Invalid,
+    }
+}
+
+/// What a line on a group list screen (menus 3 and 4) asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSelection {
+    Back,
+    Open(i32),
+    Join(i32),
+    /// `join:` followed by something that is not a group id.
+    BadJoin,
+    /// Not a number.
+    Invalid,
+}
+
+pub fn parse_group_selection(line: &str) -> GroupSelection {
+    if line.is_empty() || line == input::BACK {
+        return GroupSelection::Back;
+    }
+    if let Some(rest) = line.strip_prefix(input::JOIN_PREFIX) {
+        return match rest.trim().parse() {
+            Ok(id) => GroupSelection::Join(id),
+            Err(_) => GroupSelection::BadJoin,
+        };
+    }
+    match line.parse() {
+        Ok(id) => GroupSelection::Open(id),
+        Err(_) => GroupSelection::Invalid,
+    }
+}
+
+/// What a line inside a group chat asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupChatInput<'a> {
+    Ignore,
+    Back,
+    Members,
+    Leave,
+    Text(&'a str),
+}
+
+pub fn parse_group_chat_input(line: &str) -> GroupChatInput<'_> {
+    match line {
+        "" => GroupChatInput::Ignore,
+        input::BACK => GroupChatInput::Back,
+        input::MEMBERS => GroupChatInput::Members,
+        input::LEAVE => GroupChatInput::Leave,
+        text => GroupChatInput::Text(text),
+    }
+}
+
+/// True for the lines that leave a conversation or the broadcast channel.
+pub fn is_leave_chat(line: &str) -> bool {
+    line.is_empty() || line == input::BACK
+}
+
+// ---------------------------------------------------------------- names
+
+/// Checks a username at signup; `Err` holds the reason sent to the client.
+pub fn validate_username(name: &str) -> Result<(), String> {
+    validate_name("Username", name, MAX_USERNAME_CHARS)?;
+    // These words mean something on the screens where a username is typed.
+    if [input::BACK, input::BYE, input::BROADCAST].contains(&name) {
+        return Err(format!("Username '{name}' is reserved"));
+    }
+    Ok(())
+}
+
+/// Checks a group name at creation; `Err` holds the reason.
+pub fn validate_group_name(name: &str) -> Result<(), String> {
+    validate_name("Group name", name, MAX_GROUP_NAME_CHARS)
+}
+
+/// Checks a group description: it stands between `|` separators.
+pub fn validate_description(description: &str) -> Result<(), String> {
+    if description.contains('|') {
+        return Err(text::DESCRIPTION_PIPE.to_string());
+    }
+    Ok(())
+}
+
+fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
+    if name.is_empty() {
+        return Err(format!("{what} cannot be empty"));
+    }
+    if name.chars().count() > max_chars {
+        return Err(format!("{what} is too long (max {max_chars} characters)"));
+    }
+    if name.contains(':') || name.contains('|') {
+        return Err(format!("{what} cannot contain ':' or '|'"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!("{what} cannot contain control characters"));
+    }
+    if name.trim() != name {
+        return Err(format!("{what} cannot start or end with white space"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------ parsing server lines
+
+/// A notification parsed from a server line (for clients and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    Message { sender: String, text: String },
+    Broadcast { sender: String, text: String, unix_ms: u128 },
+    GroupMessage { group: String, sender: String, text: String },
+}
+
+/// Parses `MESSAGE:`, `BROADCAST:` and `GROUP_MESSAGE:` lines; texts keep
+/// their `:` (the text is everything between the fixed fields).
+pub fn parse_notification(line: &str) -> Option<Notification> {
+    let (token, rest) = line.split_once(':')?;
+    match token {
+        MESSAGE => {
+            let (sender, text) = rest.split_once(':')?;
+            Some(Notification::Message { sender: sender.into(), text: text.into() })
+        }
+        BROADCAST => {
+            let (sender, rest) = rest.split_once(':')?;
+            let (text, ms) = rest.rsplit_once(':')?;
+            Some(Notification::Broadcast {
+                sender: sender.into(),
+                text: text.into(),
+                unix_ms: ms.parse().ok()?,
+            })
+        }
+        GROUP_MESSAGE => {
+            let (group, rest) = rest.split_once(':')?;
+            let (sender, text) = rest.split_once(':')?;
+            Some(Notification::GroupMessage { group: group.into(), sender: sender.into(), text: text.into() })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_keep_colons_in_text() {
+        let line = message("ann", "time: 10:30");
+        assert_eq!(line, "MESSAGE:ann:time: 10:30");
+        assert_eq!(
+            parse_notification(&line),
+            Some(Notification::Message { sender: "ann".into(), text: "time: 10:30".into() })
+        );
+        let b = broadcast("bob", "a:b", 1700000000123);
+        assert_eq!(
+            parse_notification(&b),
+            Some(Notification::Broadcast { sender: "bob".into(), text: "a:b".into(), unix_ms: 1700000000123 })
+        );
+        let g = group_message("team", "cy", "x:y:z");
+        assert_eq!(
+            parse_notification(&g),
+            Some(Notification::GroupMessage { group: "team".into(), sender: "cy".into(), text: "x:y:z".into() })
+        );
+        assert_eq!(parse_notification("SENT:Message delivered"), None);
+    }
+
+    #[test]
+    fn name_rules() {
+        assert!(validate_username("alice").is_ok());
+        assert!(validate_username("ünïcode name").is_ok());
+        assert_eq!(validate_username("").unwrap_err(), "Username cannot be empty");
+        assert_eq!(validate_username("a:b").unwrap_err(), "Username cannot contain ':' or '|'");
+        assert_eq!(validate_username("a|b").unwrap_err(), "Username cannot contain ':' or '|'");
+        assert!(validate_username("a\tb").is_err());
+        assert!(validate_username(" a").is_err());
+        assert!(validate_username(&"x".repeat(51)).is_err());
+        assert!(validate_username(&"é".repeat(50)).is_ok());
+        assert!(validate_username("back").is_err());
+        assert!(validate_group_name("back").is_ok());
+        assert!(validate_group_name("a|b").is_err());
+        assert!(validate_description("has | pipe").is_err());
+        assert!(validate_description("").is_ok());
+    }
+
+    #[test]
+    fn selections() {
+        assert_eq!(parse_group_selection(""), GroupSelection::Back);
+        assert_eq!(parse_group_selection("back"), GroupSelection::Back);
+        assert_eq!(parse_group_selection("12"), GroupSelection::Open(12));
+        assert_eq!(parse_group_selection("join:7"), GroupSelection::Join(7));
+        assert_eq!(parse_group_selection("join:x"), GroupSelection::BadJoin);
+        assert_eq!(parse_group_selection("join:"), GroupSelection::BadJoin);
+        assert_eq!(parse_group_selection("abc"), GroupSelection::Invalid);
+        assert_eq!(parse_menu_choice(""), MenuChoice::Redisplay);
+        assert_eq!(parse_menu_choice("6"), MenuChoice::Invalid);
+        assert_eq!(parse_group_chat_input("/members"), GroupChatInput::Members);
+        assert_eq!(parse_group_chat_input("hi"), GroupChatInput::Text("hi"));
+    }
+
+    #[test]
+    fn screen_lines() {
+        assert_eq!(my_group(3, "g", None, 2, true), "3|g|No description|2|👑");
+        assert_eq!(browse_group(3, "g", Some("d"), 1, false), "3|g|d|1|Join");
+        assert_eq!(create_success(9), "CREATE_SUCCESS:Group created successfully|9");
+        assert_eq!(group_chat_start("team", 4), "GROUP_CHAT_START:team:4");
+        assert_eq!(broadcast_sent(1, 2), "BROADCAST_SENT:Broadcast sent to 1 online users (of 2 total)");
+        assert_eq!(signup_success("z"), "AUTH_SUCCESS:Registration successful. Welcome z!");
+        assert_eq!(main_menu().len(), 14);
+    }
+}

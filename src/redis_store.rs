@@ -1,0 +1,168 @@
+//! Redis: the connection pool, and every key and channel name chatp uses
+//! ([`Keys`]). Presence ([`crate::presence`]) and cross-pod routing
+//! ([`crate::router`]) build their names only through [`Keys`].
+//!
+//! Keys (with the optional `REDIS_KEY_PREFIX` in front of each):
+//!
+//! | key | type | meaning |
+//! |---|---|---|
+//! | `online_users` | set | usernames with at least one live session (original name) |
+//! | `presence:pods` | set | pod ids that hold or held sessions |
+//! | `presence:pod:<pod>:alive` | string, TTL | the pod's heartbeat |
+//! | `presence:pod:<pod>:users` | hash | username -> live sessions on that pod |
+//! | `presence:user:<user>:pods` | set | pods where the user has sessions |
+//! | `chat:pod:<pod>` | channel | lines for users on that pod |
+//! | `chat:broadcast` | channel | broadcast lines, for every pod |
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::config::RedisConfig;
+
+/// Connect, read and write timeout of every Redis connection: a Redis that
+/// hangs must not hang a user's thread.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where [`Keys`] templates put the pod id or username (see `fill` in the
+/// Lua scripts).
+pub const PLACEHOLDER: &str = "{}";
+
+/// Every Redis key and channel name.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys { prefix: prefix.to_string() }
+    }
+    /// The set of online usernames (`online_users`, as the original).
+    pub fn online_users(&self) -> String {
+        format!("{}online_users", self.prefix)
+    }
+    pub fn pods(&self) -> String {
+        format!("{}presence:pods", self.prefix)
+    }
+    pub fn pod_alive(&self, pod: &str) -> String {
+        format!("{}presence:pod:{pod}:alive", self.prefix)
+    }
+    pub fn pod_users(&self, pod: &str) -> String {
+        format!("{}presence:pod:{pod}:users", self.prefix)
+    }
+    pub fn user_pods(&self, user: &str) -> String {
+        format!("{}presence:user:{user}:pods", self.prefix)
+    }
+    pub fn pod_channel(&self, pod: &str) -> String {
+        format!("{}chat:pod:{pod}", self.prefix)
+    }
+    pub fn broadcast_channel(&self) -> String {
+        format!("{}chat:broadcast", self.prefix)
+    }
+}
+
+#[derive(Debug)]
+pub struct RedisError {
+    /// What was being done, e.g. "marking alice online".
+    pub action: String,
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for RedisError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redis failed while {}: {}", self.action, self.source)
+    }
+}
+
+impl std::error::Error for RedisError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+pub type RedisResult<T> = Result<T, RedisError>;
+
+/// Wraps an error with what was being done.
+pub fn failed<E: std::error::Error + Send + Sync + 'static>(action: impl Into<String>) -> impl FnOnce(E) -> RedisError {
+    move |e| RedisError { action: action.into(), source: Box::new(e) }
+}
+
+/// Opens connections with [`REDIS_TIMEOUT`] on connect, read and write.
+#[derive(Debug, Clone)]
+pub struct RedisConnector {
+    client: redis::Client,
+}
+
+impl RedisConnector {
+    pub fn new(cfg: &RedisConfig) -> RedisResult<Self> {
+        let info = redis::ConnectionInfo {
+            addr: redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port),
+            redis: redis::RedisConnectionInfo { password: cfg.password.clone(), ..Default::default() },
+        };
+        let client = redis::Client::open(info).map_err(failed("reading its address"))?;
+        Ok(RedisConnector { client })
+    }
+
+    pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let conn = self.client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+        conn.set_read_timeout(Some(REDIS_TIMEOUT))?;
+        conn.set_write_timeout(Some(REDIS_TIMEOUT))?;
+        Ok(conn)
+    }
+}
+
+impl r2d2::ManageConnection for RedisConnector {
+    type Connection = redis::Connection;
+    type Error = redis::RedisError;
+
+    fn connect(&self) -> Result<redis::Connection, redis::RedisError> {
+        RedisConnector::connect(self)
+    }
+    fn is_valid(&self, conn: &mut redis::Connection) -> Result<(), redis::RedisError> {
+        redis::cmd("PING").query(conn)
+    }
+    fn has_broken(&self, conn: &mut redis::Connection) -> bool {
+        !redis::ConnectionLike::is_open(conn)
+    }
+}
+
+/// A pool of Redis connections (cheap to clone).
+pub type RedisPool = r2d2::Pool<RedisConnector>;
+
+/// Builds the pool and checks that Redis answers.
+pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPool> {
+    let pool = r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(REDIS_TIMEOUT)
+        .test_on_check_out(false)
+        .build(connector)
+        .map_err(failed("connecting"))?;
+    let mut conn = pool.get().map_err(failed("connecting"))?;
+    redis::cmd("PING").query::<String>(&mut *conn).map_err(failed("answering PING"))?;
+    Ok(pool)
+}
+
+/// The Lua helper every script starts with: `fill(template, value)` puts
+/// `value` where the template has [`PLACEHOLDER`] (plain text, no patterns).
+pub const LUA_FILL: &str = r#"
+local function fill(t, v)
+  local i = string.find(t, '{}', 1, true)
+  return string.sub(t, 1, i - 1) .. v .. string.sub(t, i + 2)
+end
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_key_names_without_prefix() {
+        let k = Keys::new("");
+        assert_eq!(k.online_users(), "online_users");
+        assert_eq!(k.user_pods("ann"), "presence:user:ann:pods");
+        let p = Keys::new("t1:");
+        assert_eq!(p.online_users(), "t1:online_users");
+        assert_eq!(p.pod_channel(PLACEHOLDER), "t1:chat:pod:{}");
+    }
+}

@@ -1,0 +1,404 @@
+//! Delivery of lines to users, on this pod and across pods.
+//!
+//! Each pod keeps its live sessions in a local registry (username ->
+//! outboxes) and subscribes to two Redis channels: its own
+//! (`chat:pod:<pod>`) and `chat:broadcast`. A private or group line is
+//! delivered at once to local sessions, then one Lua script looks up the
+//! pods holding each recipient (`presence:user:<user>:pods`) and publishes
+//! one envelope per pod that has recipients, naming them. So a message
+//! crosses only to the pods that hold its recipients, in one round trip; a
+//! broadcast is published once on the broadcast channel for every pod.
+//!
+//! Lines of one sender reach a recipient in the order they were sent: the
+//! sender's thread publishes them one after another, and each pod's
+//! listener delivers its channel in order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use log::{error, info, warn};
+use redis::Script;
+
+use crate::outbox::Outbox;
+use crate::presence::Presence;
+use crate::redis_store::{failed, Keys, RedisConnector, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
+
+/// Publishes `line` to the other pods holding the recipients. KEYS: each
+/// recipient's pods set. ARGV: own pod, pod channel template, line, then the
+/// recipients in KEYS order. Returns how many recipients are online anywhere.
+static ROUTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{}",
+        r#"
+local by_pod, order, online = {}, {}, 0
+for i, key in ipairs(KEYS) do
+  local user = ARGV[3 + i]
+  local pods = redis.call('SMEMBERS', key)
+  if #pods > 0 then online = online + 1 end
+  for _, pod in ipairs(pods) do
+    if pod ~= ARGV[1] then
+      if not by_pod[pod] then by_pod[pod] = {}; table.insert(order, pod) end
+      table.insert(by_pod[pod], user)
+    end
+  end
+end
+for _, pod in ipairs(order) do
+  redis.call('PUBLISH', fill(ARGV[2], pod), ARGV[3] .. '\n' .. table.concat(by_pod[pod], '\n'))
+end
+return online
+"#
+    ))
+});
+
+/// Encodes a line for named recipients: the line, then one name per line
+/// (neither can hold a `\n`).
+pub fn encode_direct(line: &str, recipients: &[&str]) -> String {
+    let mut s = String::with_capacity(line.len() + recipients.iter().map(|r| r.len() + 1).sum::<usize>());
+    s.push_str(line);
+    for r in recipients {
+        s.push('\n');
+        s.push_str(r);
+    }
+    s
+}
+
+/// Decodes [`encode_direct`]: (line, recipients).
+pub fn decode_direct(payload: &str) -> Option<(&str, Vec<&str>)> {
+    let mut parts = payload.split('\n');
+    let line = parts.next()?;
+    let recipients: Vec<&str> = parts.filter(|r| !r.is_empty()).collect();
+    if recipients.is_empty() {
+        return None;
+    }
+    Some((line, recipients))
+}
+
+/// Encodes a broadcast: origin pod, sender, line.
+pub fn encode_broadcast(origin_pod: &str, sender: &str, line: &str) -> String {
+    format!("{origin_pod}\n{sender}\n{line}")
+}
+
+/// Decodes [`encode_broadcast`]: (origin pod, sender, line).
+pub fn decode_broadcast(payload: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = payload.splitn(3, '\n');
+    Some((parts.next()?, parts.next()?, parts.next()?))
+}
+
+/// How a broadcast went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// Other users it reached.
+    pub reached: usize,
+    /// Other users online.
+    pub others_online: usize,
+}
+
+/// Local sessions plus cross-pod routing.
+pub struct Router {
+    sessions: Mutex<HashMap<String, Vec<Arc<Outbox>>>>,
+    presence: Arc<Presence>,
+    pool: RedisPool,
+    keys: Keys,
+}
+
+impl Router {
+    pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys) -> Self {
+        Router { sessions: Mutex::new(HashMap::new()), presence, pool, keys }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<Outbox>>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A user's session starts here: local registry, then presence.
+    pub fn register(&self, user: &str, outbox: &Arc<Outbox>) {
+        self.lock().entry(user.to_string()).or_default().push(Arc::clone(outbox));
+        if let Err(e) = self.presence.session_up(user) {
+            error!("presence: {e} (will resync at the next heartbeat)");
+        }
+    }
+
+    /// A user's session ends.
+    pub fn unregister(&self, user: &str, outbox: &Arc<Outbox>) {
+        {
+            let mut map = self.lock();
+            if let Some(list) = map.get_mut(user) {
+                list.retain(|o| !Arc::ptr_eq(o, outbox));
+                if list.is_empty() {
+                    map.remove(user);
+                }
+            }
+        }
+        if let Err(e) = self.presence.session_down(user) {
+            error!("presence: {e} (will resync at the next heartbeat)");
+        }
+    }
+
+    /// (user, live sessions here) for every local user.
+    pub fn session_counts(&self) -> Vec<(String, usize)> {
+        self.lock().iter().map(|(u, l)| (u.clone(), l.len())).collect()
+    }
+
+    /// Number of live sessions on this pod.
+    pub fn local_session_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    fn local_outboxes(&self, user: &str) -> Vec<Arc<Outbox>> {
+        self.lock().get(user).cloned().unwrap_or_default()
+    }
+
+    /// Delivers to every local session of `user`; how many took it.
+    pub fn deliver_local(&self, user: &str, line: &str) -> usize {
+        self.local_outboxes(user).iter().filter(|o| o.notify(line.to_string())).count()
+    }
+
+    fn route_remote(&self, recipients: &[&str], line: &str) -> RedisResult<usize> {
+        let action = "publishing to other pods";
+        let mut conn = self.pool.get().map_err(failed(action))?;
+        let mut inv = ROUTE.prepare_invoke();
+        for r in recipients {
+            inv.key(self.keys.user_pods(r));
+        }
+        inv.arg(self.presence.pod_id()).arg(self.keys.pod_channel(PLACEHOLDER)).arg(line);
+        for r in recipients {
+            inv.arg(*r);
+        }
+        inv.invoke(&mut *conn).map_err(failed(action))
+    }
+
+    /// Sends `line` to every session of `user` on any pod. Returns whether
+    /// the user is online (has a live session somewhere).
+    pub fn send_to_user(&self, user: &str, line: &str) -> bool {
+        let local = self.deliver_local(user, line);
+        match self.route_remote(&[user], line) {
+            Ok(online) => local > 0 || online > 0,
+            Err(e) => {
+                error!("cross-pod publish error: {e}");
+                local > 0
+            }
+        }
+    }
+
+    /// Sends `line` to every session of each of `users` on any pod.
+    pub fn send_to_users(&self, users: &[&str], line: &str) {
+        for u in users {
+            self.deliver_local(u, line);
+        }
+        if users.is_empty() {
+            return;
+        }
+        if let Err(e) = self.route_remote(users, line) {
+            error!("cross-pod publish error: {e}");
+        }
+    }
+
+    /// Delivers a broadcast line to every online user but `sender`, on
+    /// every pod.
+    pub fn broadcast(&self, sender: &str, line: &str) -> BroadcastReport {
+        let local_users: Vec<(String, Vec<Arc<Outbox>>)> =
+            self.lock().iter().filter(|(u, _)| u.as_str() != sender).map(|(u, l)| (u.clone(), l.clone())).collect();
+        let reached_local: HashSet<&str> = local_users
+            .iter()
+            .filter(|(_, outboxes)| outboxes.iter().filter(|o| o.notify(line.to_string())).count() > 0)
+            .map(|(u, _)| u.as_str())
+            .collect();
+        let payload = encode_broadcast(self.presence.pod_id(), sender, line);
+        let remote: RedisResult<(HashSet<String>, i64)> = self
+            .pool
+            .get()
+            .map_err(failed("broadcasting"))
+            .and_then(|mut c| {
+                redis::pipe()
+                    .smembers(self.keys.online_users())
+                    .publish(self.keys.broadcast_channel(), payload)
+                    .query(&mut *c)
+                    .map_err(failed("broadcasting"))
+            });
+        match remote {
+            Ok((online, _)) => {
+                let others: HashSet<&str> = online.iter().map(String::as_str).filter(|u| *u != sender).collect();
+                let local_names: HashSet<&str> = local_users.iter().map(|(u, _)| u.as_str()).collect();
+                let remote_only = others.iter().filter(|u| !local_names.contains(**u)).count();
+                BroadcastReport {
+                    reached: reached_local.len() + remote_only,
+                    others_online: others.len().max(reached_local.len() + remote_only),
+                }
+            }
+            Err(e) => {
+                error!("cross-pod publish error: {e}");
+                BroadcastReport { reached: reached_local.len(), others_online: local_users.len() }
+            }
+        }
+    }
+
+    /// Handles a message that came from another pod on our channels.
+    fn deliver_published(&self, channel: &str, payload: &str) {
+        if channel == self.keys.broadcast_channel() {
+            if let Some((origin, sender, line)) = decode_broadcast(payload) {
+                if origin == self.presence.pod_id() {
+                    return;
+                }
+                let targets: Vec<Arc<Outbox>> = self
+                    .lock()
+                    .iter()
+                    .filter(|(u, _)| u.as_str() != sender)
+                    .flat_map(|(_, l)| l.iter().cloned())
+                    .collect();
+                for o in targets {
+                    o.notify(line.to_string());
+                }
+            }
+        } else if let Some((line, recipients)) = decode_direct(payload) {
+            for r in recipients {
+                self.deliver_local(r, line);
+            }
+        } else {
+            warn!("ignored a malformed cross-pod message on {channel}");
+        }
+    }
+
+    /// Disconnects every local session (shutdown).
+    pub fn close_all(&self, reason: &str) {
+        let all: Vec<Arc<Outbox>> = self.lock().values().flat_map(|l| l.iter().cloned()).collect();
+        for o in all {
+            o.close(reason);
+        }
+    }
+}
+
+/// The pub/sub listener: its own Redis connection on its own thread,
+/// subscribed to this pod's channel and the broadcast channel. Reconnects
+/// with backoff; after a reconnect presence is rewritten (Redis may have
+/// restarted empty).
+pub struct Listener {
+    handle: thread::JoinHandle<()>,
+}
+
+/// How often the listener wakes to check for shutdown.
+const LISTENER_TICK: Duration = Duration::from_millis(500);
+
+impl Listener {
+    /// Starts the listener and returns once it is subscribed (or failed).
+    pub fn start(
+        connector: RedisConnector,
+        keys: Keys,
+        router: Arc<Router>,
+        presence: Arc<Presence>,
+        stop: Arc<AtomicBool>,
+    ) -> RedisResult<Listener> {
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<RedisResult<()>>(1);
+        let handle = thread::Builder::new()
+            .name("pubsub".into())
+            .spawn(move || listen(connector, keys, router, presence, stop, ready_tx))
+            .expect("spawn pubsub thread");
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Listener { handle }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = handle.join();
+                Err(RedisError::listener_died())
+            }
+        }
+    }
+
+    pub fn join(self) {
+        let _ = self.handle.join();
+    }
+}
+
+use crate::redis_store::RedisError;
+
+impl RedisError {
+    fn listener_died() -> Self {
+        RedisError { action: "subscribing".into(), source: "the listener thread ended".into() }
+    }
+}
+
+fn subscribe(connector: &RedisConnector, keys: &Keys, pod: &str) -> RedisResult<redis::Connection> {
+    let mut conn = connector.connect().map_err(failed("connecting the subscriber"))?;
+    {
+        let mut ps = conn.as_pubsub();
+        ps.subscribe(&[keys.pod_channel(pod), keys.broadcast_channel()]).map_err(failed("subscribing"))?;
+        ps.set_read_timeout(Some(LISTENER_TICK)).map_err(failed("subscribing"))?;
+    }
+    Ok(conn)
+}
+
+fn listen(
+    connector: RedisConnector,
+    keys: Keys,
+    router: Arc<Router>,
+    presence: Arc<Presence>,
+    stop: Arc<AtomicBool>,
+    ready: Sender<RedisResult<()>>,
+) {
+    let pod = presence.pod_id().to_string();
+    let mut conn = match subscribe(&connector, &keys, &pod) {
+        Ok(c) => {
+            let _ = ready.send(Ok(()));
+            c
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut backoff = Duration::from_millis(250);
+    while !stop.load(Ordering::SeqCst) {
+        let msg = conn.as_pubsub().get_message();
+        match msg {
+            Ok(m) => {
+                let channel = m.get_channel_name().to_string();
+                match m.get_payload::<String>() {
+                    Ok(payload) => router.deliver_published(&channel, &payload),
+                    Err(e) => warn!("ignored a cross-pod message on {channel}: {e}"),
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => {
+                error!("pub/sub connection lost: {e}; reconnecting");
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    thread::sleep(backoff);
+                    match subscribe(&connector, &keys, &pod) {
+                        Ok(c) => {
+                            conn = c;
+                            backoff = Duration::from_millis(250);
+                            presence.mark_dirty();
+                            info!("pub/sub reconnected");
+                            break;
+                        }
+                        Err(e) => {
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                            warn!("pub/sub reconnect failed: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip() {
+        let p = encode_direct("MESSAGE:a:x:y", &["bob", "c d"]);
+        assert_eq!(decode_direct(&p), Some(("MESSAGE:a:x:y", vec!["bob", "c d"])));
+        assert_eq!(decode_direct("line only"), None);
+        let b = encode_broadcast("pod-1", "ann", "BROADCAST:ann:hi:1");
+        assert_eq!(decode_broadcast(&b), Some(("pod-1", "ann", "BROADCAST:ann:hi:1")));
+    }
+}

@@ -1,0 +1,183 @@
+//! Section 5: my groups, browsing and joining, creating, and the group chat.
+
+use crate::connection::Step;
+use crate::db_manager::{CreateGroupOutcome, GroupSummary, JoinOutcome, LeaveOutcome};
+use crate::protocol::{self, input, text, GroupChatInput, GroupSelection};
+
+use super::session::Session;
+
+/// Sends a group list between its markers; `false` when it was empty (then
+/// `empty_line` was sent in its place).
+fn send_group_list(
+    s: &Session,
+    start: &str,
+    end: &str,
+    groups: &[GroupSummary],
+    empty_line: String,
+    line: impl Fn(&GroupSummary) -> String,
+) -> Step<bool> {
+    s.conn.send(start)?;
+    if groups.is_empty() {
+        s.conn.send(empty_line)?;
+    }
+    for g in groups {
+        s.conn.send(line(g))?;
+    }
+    s.conn.send(end)?;
+    Ok(!groups.is_empty())
+}
+
+/// Menu 3: the user's groups; an id opens its chat.
+pub fn my_groups(s: &mut Session) -> Step {
+    loop {
+        let Some(groups) = s.loaded("listing my groups", s.ctx.db.user_groups(s.user.id))? else {
+            return Ok(());
+        };
+        let listed = send_group_list(s, protocol::MY_GROUPS_START, protocol::MY_GROUPS_END, &groups, protocol::no_my_groups(), |g| {
+            protocol::my_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_admin)
+        })?;
+        let selection = s.conn.read_line()?;
+        if !listed {
+            return Ok(());
+        }
+        match protocol::parse_group_selection(&selection) {
+            GroupSelection::Back => return Ok(()),
+            GroupSelection::Open(id) => open_if_member(s, id, protocol::not_member())?,
+            GroupSelection::Join(_) | GroupSelection::BadJoin | GroupSelection::Invalid => {
+                s.conn.send(protocol::invalid_selection())?
+            }
+        }
+    }
+}
+
+/// Menu 4: every active group; `join:<id>` joins, an id opens a chat.
+pub fn browse(s: &mut Session) -> Step {
+    loop {
+        let Some(groups) = s.loaded("listing groups", s.ctx.db.all_groups(s.user.id))? else {
+            return Ok(());
+        };
+        let listed = send_group_list(
+            s,
+            protocol::BROWSE_GROUPS_START,
+            protocol::BROWSE_GROUPS_END,
+            &groups,
+            protocol::no_groups_available(),
+            |g| protocol::browse_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_member),
+        )?;
+        let selection = s.conn.read_line()?;
+        if !listed {
+            return Ok(());
+        }
+        match protocol::parse_group_selection(&selection) {
+            GroupSelection::Back => return Ok(()),
+            GroupSelection::Join(id) => {
+                let Some(outcome) = s.loaded("joining a group", s.ctx.db.join_group(id, s.user.id))? else {
+                    continue;
+                };
+                s.conn.send(match outcome {
+                    JoinOutcome::Joined => protocol::join_success(),
+                    JoinOutcome::AlreadyMember => protocol::join_failed(text::ALREADY_MEMBER),
+                    JoinOutcome::NotFound => protocol::join_failed(text::GROUP_NOT_FOUND),
+                })?;
+            }
+            GroupSelection::BadJoin => s.conn.send(protocol::invalid_join())?,
+            GroupSelection::Open(id) => open_if_member(s, id, protocol::must_join_first())?,
+            GroupSelection::Invalid => s.conn.send(protocol::invalid_selection())?,
+        }
+    }
+}
+
+fn open_if_member(s: &mut Session, group_id: i32, refusal: String) -> Step {
+    match s.loaded("checking membership", s.ctx.db.member_group_name(group_id, s.user.id))? {
+        Some(Some(name)) => group_chat(s, group_id, &name),
+        Some(None) => s.conn.send(refusal),
+        None => Ok(()),
+    }
+}
+
+/// Menu 5: name, description, then optionally straight into the chat.
+pub fn create(s: &mut Session) -> Step {
+    s.conn.send(protocol::CREATE_GROUP_PROMPT)?;
+    let name = s.conn.read_line()?;
+    if name.is_empty() || name == input::BACK {
+        return Ok(());
+    }
+    let description = s.conn.read_line()?;
+    if description == input::BACK {
+        return Ok(());
+    }
+    if let Err(reason) = protocol::validate_group_name(&name).and_then(|_| protocol::validate_description(&description)) {
+        return s.conn.send(protocol::create_failed(&reason));
+    }
+    let desc = (!description.is_empty()).then_some(description.as_str());
+    let Some(outcome) = s.loaded("creating a group", s.ctx.db.create_group(&name, desc, s.user.id))? else {
+        return Ok(());
+    };
+    match outcome {
+        CreateGroupOutcome::NameTaken => s.conn.send(protocol::create_failed(text::GROUP_NAME_TAKEN)),
+        CreateGroupOutcome::Created(id) => {
+            s.conn.send(protocol::create_success(id))?;
+            let answer = s.conn.read_line()?;
+            if answer.eq_ignore_ascii_case(input::YES) {
+                group_chat(s, id, &name)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The group chat, until `back` or a successful `/leave`.
+fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
+    let db = &s.ctx.db;
+    let Some(history) = s.loaded("reading group history", db.recent_group_messages(group_id))? else {
+        return Ok(());
+    };
+    s.send_history(protocol::group_chat_start(name, group_id), &history, protocol::GROUP_CHAT_READY)?;
+    loop {
+        let line = s.conn.read_line()?;
+        match protocol::parse_group_chat_input(&line) {
+            GroupChatInput::Ignore => {}
+            GroupChatInput::Back => return Ok(()),
+            GroupChatInput::Members => {
+                let Some(members) = s.loaded("listing members", db.group_members(group_id))? else {
+                    continue;
+                };
+                s.conn.send(protocol::GROUP_MEMBERS_START)?;
+                for m in members {
+                    s.conn.send(protocol::group_member(&m.username, m.is_admin, &m.joined))?;
+                }
+                s.conn.send(protocol::GROUP_MEMBERS_END)?;
+            }
+            GroupChatInput::Leave => {
+                let Some(outcome) = s.loaded("leaving a group", db.leave_group(group_id, s.user.id))? else {
+                    continue;
+                };
+                let (reply, left) = match outcome {
+                    LeaveOutcome::Left => (text::LEFT_GROUP, true),
+                    LeaveOutcome::LeftAndClosed => (text::LEFT_GROUP_CLOSED, true),
+                    LeaveOutcome::NotMember => (text::NOT_MEMBER_OF_GROUP, false),
+                };
+                s.conn.send(protocol::leave_result(reply))?;
+                if left {
+                    return Ok(());
+                }
+            }
+            GroupChatInput::Text(message) => {
+                let saved = db.save_group_message(group_id, s.user.id, &s.user.name, message);
+                match s.stored("storing a group message", saved, text::STORE_FAILED)? {
+                    None => {}
+                    Some(None) => {
+                        s.conn.send(protocol::not_member())?;
+                        return Ok(());
+                    }
+                    Some(Some(members)) => {
+                        let others: Vec<&str> =
+                            members.iter().map(String::as_str).filter(|m| *m != s.user.name).collect();
+                        s.ctx.router.send_to_users(&others, &protocol::group_message(name, &s.user.name, message));
+                        s.conn.send(protocol::group_sent())?;
+                    }
+                }
+            }
+        }
+    }
+}

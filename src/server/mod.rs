@@ -1,0 +1,261 @@
+//! `chat_server`: the listener, the per-pod services every connection
+//! shares ([`Context`]), start-up and a clean shutdown.
+//!
+//! One [`user_thread`] per client; the screens of the protocol are one file
+//! each (`auth`, `private_messages`, `broadcast`, `groups`).
+
+mod auth;
+mod broadcast;
+mod groups;
+mod private_messages;
+mod session;
+mod user_thread;
+
+use std::fmt;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{error, info, warn};
+
+use crate::config::ServerConfig;
+use crate::db_manager::{DbManager, StoreError};
+use crate::outbox::Flusher;
+use crate::passwords::PasswordHasher;
+use crate::presence::Presence;
+use crate::protocol::{self, text};
+use crate::redis_store::{self, Keys, RedisConnector, RedisError};
+use crate::router::{Listener, Router};
+
+/// Stack of each user thread. Enough for the deepest path (a PostgreSQL
+/// query through the driver); only the pages touched count in RSS.
+pub const USER_THREAD_STACK: usize = 128 * 1024;
+
+/// Redis connections shared by all user threads.
+const REDIS_POOL_SIZE: u32 = 16;
+
+/// What every connection of this pod shares.
+pub struct Context {
+    pub db: DbManager,
+    pub router: Arc<Router>,
+    pub presence: Arc<Presence>,
+    pub hasher: PasswordHasher,
+    pub pod_id: String,
+    pub flusher: Flusher,
+    pub outbound_queue: usize,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Postgres { addr: String, source: StoreError },
+    Redis { addr: String, source: RedisError },
+    Bind { addr: String, source: std::io::Error },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Postgres { addr, source } => write!(f, "cannot reach PostgreSQL at {addr}: {source}"),
+            StartError::Redis { addr, source } => write!(f, "cannot reach Redis at {addr}: {source}"),
+            StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Stops a running server from another thread (signal handler, tests).
+#[derive(Clone)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        if !self.flag.swap(true, Ordering::SeqCst) {
+            // Wake the blocking accept with a connection to ourselves.
+            let mut addr = self.addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+    }
+}
+
+pub struct Server {
+    listener: TcpListener,
+    ctx: Arc<Context>,
+    stop: Arc<AtomicBool>,
+    pubsub: Listener,
+    heartbeat: (Sender<()>, JoinHandle<()>),
+    max_connections: usize,
+}
+
+impl Server {
+    /// Connects to PostgreSQL and Redis, applies the schema, cleans up what
+    /// an earlier process with this pod id left, subscribes and binds.
+    pub fn start(cfg: &ServerConfig) -> Result<Server, StartError> {
+        raise_open_files_limit();
+        let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
+        let db = DbManager::connect(&cfg.db).map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+        let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
+        let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
+        let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
+        let pool = redis_store::connect_pool(connector.clone(), REDIS_POOL_SIZE).map_err(redis_err)?;
+        let keys = Keys::new(&cfg.redis.key_prefix);
+        let presence = Arc::new(Presence::new(pool.clone(), keys.clone(), cfg.pod_id.clone(), cfg.presence_ttl));
+        // A previous process with this pod id may have died with sessions.
+        presence.resync(&[], false).map_err(redis_err)?;
+        match db.end_pod_sessions(&cfg.pod_id) {
+            Ok(0) => {}
+            Ok(n) => info!("closed {n} sessions left open by an earlier {}", cfg.pod_id),
+            Err(e) => return Err(StartError::Postgres { addr: pg_addr, source: e }),
+        }
+        let router = Arc::new(Router::new(Arc::clone(&presence), pool, keys.clone()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let pubsub = Listener::start(connector, keys, Arc::clone(&router), Arc::clone(&presence), Arc::clone(&stop))
+            .map_err(redis_err)?;
+        let bind = format!("{}:{}", cfg.bind_addr, cfg.port);
+        let listener = TcpListener::bind(&bind).map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
+        let ctx = Arc::new(Context {
+            db,
+            router,
+            presence,
+            hasher: PasswordHasher::start(cfg.hash_workers),
+            pod_id: cfg.pod_id.clone(),
+            flusher: Flusher::start(),
+            outbound_queue: cfg.outbound_queue,
+        });
+        let heartbeat = start_heartbeat(Arc::clone(&ctx));
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
+        info!("listening on {addr} as pod {}", cfg.pod_id);
+        Ok(Server { listener, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle { flag: Arc::clone(&self.stop), addr: self.local_addr() }
+    }
+
+    /// Serves until stopped, then disconnects everyone, leaves presence and
+    /// joins every thread it started.
+    pub fn run(self) {
+        let live = Arc::new(AtomicUsize::new(0));
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        let mut backoff = Duration::from_millis(10);
+        while !self.stop.load(Ordering::SeqCst) {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(c) => {
+                    backoff = Duration::from_millis(10);
+                    c
+                }
+                Err(e) => {
+                    error!("accept failed: {e}; retrying in {backoff:?}");
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if live.load(Ordering::SeqCst) >= self.max_connections {
+                warn!("refused {peer}: {} connections already", self.max_connections);
+                refuse_full(stream);
+                continue;
+            }
+            if threads.len() > 64 && threads.len() > 2 * live.load(Ordering::SeqCst) {
+                threads.retain(|h| !h.is_finished());
+            }
+            live.fetch_add(1, Ordering::SeqCst);
+            let ctx = Arc::clone(&self.ctx);
+            let live_count = Arc::clone(&live);
+            let spawned = thread::Builder::new()
+                .name(format!("user-{peer}"))
+                .stack_size(USER_THREAD_STACK)
+                .spawn(move || {
+                    user_thread::run(&ctx, stream, peer);
+                    live_count.fetch_sub(1, Ordering::SeqCst);
+                });
+            match spawned {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    live.fetch_sub(1, Ordering::SeqCst);
+                    error!("cannot start a thread for {peer}: {e}");
+                }
+            }
+        }
+        info!("shutting down: closing {} connections", live.load(Ordering::SeqCst));
+        self.ctx.router.close_all("server shutting down");
+        for h in threads {
+            let _ = h.join();
+        }
+        if let Err(e) = self.ctx.presence.resync(&[], true) {
+            warn!("leaving presence: {e}");
+        }
+        let (hb_stop, hb) = self.heartbeat;
+        drop(hb_stop);
+        let _ = hb.join();
+        self.pubsub.join();
+        match Arc::try_unwrap(self.ctx) {
+            Ok(ctx) => ctx.flusher.stop(),
+            Err(_) => warn!("context still shared at shutdown"),
+        }
+        info!("stopped");
+    }
+}
+
+fn refuse_full(mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let _ = writeln!(stream, "{}", protocol::error(text::SERVER_FULL));
+}
+
+/// Refreshes this pod's heartbeat, rewrites presence after lost writes, and
+/// closes the sessions of pods found dead.
+fn start_heartbeat(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
+    let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
+    let interval = ctx.presence.heartbeat_interval();
+    let handle = thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || loop {
+            match rx.recv_timeout(interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            match ctx.presence.heartbeat(|| ctx.router.session_counts()) {
+                Ok(reaped) => {
+                    for pod in reaped {
+                        match ctx.db.end_pod_sessions(&pod) {
+                            Ok(n) => info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed"),
+                            Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
+                        }
+                    }
+                }
+                Err(e) => warn!("heartbeat: {e}"),
+            }
+        })
+        .expect("spawn heartbeat thread");
+    (tx, handle)
+}
+
+/// Raises the soft open-files limit to the hard one: each client is a file.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Section 3: the contact list and one-to-one conversations.
+
+use std::collections::HashSet;
+
+use log::warn;
+
+use crate::connection::Step;
+use crate::protocol::{self, input, text};
+
+use super::broadcast;
+use super::session::Session;
+
+/// Menu 1: the contact list, until `back`.
+pub fn run(s: &mut Session) -> Step {
+    loop {
+        let Some(contacts) = s.loaded("listing contacts", s.ctx.db.other_usernames(s.user.id))? else {
+            return Ok(());
+        };
+        let online = s.ctx.presence.online_users().unwrap_or_else(|e| {
+            warn!("contact list without presence: {e}");
+            HashSet::new()
+        });
+        s.conn.send(protocol::CONTACT_LIST_START)?;
+        s.conn.send(protocol::broadcast_contact())?;
+        for c in &contacts {
+            s.conn.send(protocol::contact(c, online.contains(c)))?;
+        }
+        s.conn.send(protocol::CONTACT_LIST_END)?;
+
+        let choice = s.conn.read_line()?;
+        if protocol::is_leave_chat(&choice) {
+            return Ok(());
+        }
+        if choice == input::BROADCAST {
+            return broadcast::run(s);
+        }
+        if !contacts.contains(&choice) {
+            s.conn.send(protocol::contact_not_found())?;
+            continue;
+        }
+        conversation(s, &choice)?;
+    }
+}
+
+/// One conversation, until `back` (then the contact list again).
+fn conversation(s: &mut Session, contact: &str) -> Step {
+    let db = &s.ctx.db;
+    let Some(Some(contact_id)) = s.loaded("finding a contact", db.find_user_id(contact))? else {
+        return s.conn.send(protocol::contact_not_found());
+    };
+    let Some(conversation_id) = s.loaded("opening a conversation", db.get_or_create_conversation(s.user.id, contact_id))?
+    else {
+        return Ok(());
+    };
+    let Some(history) = s.loaded("reading history", db.recent_conversation_messages(conversation_id))? else {
+        return Ok(());
+    };
+    s.send_history(protocol::conversation_start(contact), &history, protocol::CONVERSATION_READY)?;
+    loop {
+        let line = s.conn.read_line()?;
+        if protocol::is_leave_chat(&line) {
+            return Ok(());
+        }
+        let saved = db.save_private_message(conversation_id, s.user.id, &s.user.name, &line);
+        if s.stored("storing a private message", saved, text::STORE_FAILED)?.is_none() {
+            continue;
+        }
+        let online = s.ctx.router.send_to_user(contact, &protocol::message(&s.user.name, &line));
+        s.conn.send(protocol::sent(online))?;
+    }
+}

@@ -1,0 +1,97 @@
+//! `UserThread`: one client from connect to disconnect. Authenticates,
+//! registers the session (PostgreSQL row, presence, local routing), runs the
+//! main menu, and always cleans up, whatever ended the session.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{info, warn};
+
+use crate::connection::{Connection, Ended, Step};
+use crate::outbox::Outbox;
+use crate::protocol::{self, MenuChoice};
+
+use super::session::Session;
+use super::{auth, broadcast, groups, private_messages, Context};
+
+/// How long queued lines may take to leave at logout before the socket is
+/// closed anyway.
+const LOGOUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// TCP keepalive: finds clients whose host vanished without a FIN.
+const KEEPALIVE_IDLE_SECS: libc::c_int = 60;
+
+pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    enable_keepalive(&stream);
+    let stream = Arc::new(stream);
+    let outbox = Outbox::new(Arc::clone(&stream), ctx.outbound_queue, &ctx.flusher, peer.to_string());
+    let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
+    info!("connect {peer}");
+
+    let login = auth::authenticate(ctx, &mut conn, peer);
+    let (user, session_id) = match login {
+        Ok(l) => l,
+        Err(why) => {
+            info!("disconnect {peer} before login: {why}");
+            outbox.drain(LOGOUT_DRAIN);
+            outbox.close("session over");
+            return;
+        }
+    };
+    outbox.set_label(format!("{}@{peer}", user.name));
+    ctx.router.register(&user.name, &outbox);
+    let mut session = Session { ctx, conn, user };
+    let why = main_menu(&mut session);
+    let user = session.user;
+
+    ctx.router.unregister(&user.name, &outbox);
+    if let Err(e) = ctx.db.end_session(session_id) {
+        warn!("session {session_id} of {} stays open in the database: {e}", user.name);
+    }
+    if matches!(why, Ended::Logout) {
+        outbox.drain(LOGOUT_DRAIN);
+    }
+    outbox.close("session over");
+    info!("disconnect {}@{peer}: {why}", user.name);
+}
+
+fn main_menu(s: &mut Session) -> Ended {
+    let r: Step = (|| loop {
+        s.conn.send_all(protocol::main_menu())?;
+        let choice = s.conn.read_line()?;
+        match protocol::parse_menu_choice(&choice) {
+            MenuChoice::PrivateMessages => private_messages::run(s)?,
+            MenuChoice::Broadcast => broadcast::run(s)?,
+            MenuChoice::MyGroups => groups::my_groups(s)?,
+            MenuChoice::BrowseGroups => groups::browse(s)?,
+            MenuChoice::CreateGroup => groups::create(s)?,
+            MenuChoice::Logout => return Err(Ended::Logout),
+            MenuChoice::Redisplay => {}
+            MenuChoice::Invalid => s.conn.send(protocol::invalid_option())?,
+        }
+    })();
+    match r {
+        Err(why) => why,
+        Ok(()) => Ended::Logout,
+    }
+}
+
+fn enable_keepalive(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let fd = stream.as_raw_fd();
+    let on: libc::c_int = 1;
+    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: setsockopt on an open socket with pointers to live c_ints.
+    unsafe {
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, (&on as *const libc::c_int).cast(), size);
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_KEEPIDLE,
+            (&KEEPALIVE_IDLE_SECS as *const libc::c_int).cast(),
+            size,
+        );
+    }
+}
