@@ -169,9 +169,12 @@ impl DbManager {
             .max_size(cfg.pool_size)
             .min_idle(Some(1))
             .connection_timeout(CHECKOUT_TIMEOUT)
-            // A broken connection is found by `is_closed` when returned; a
-            // round trip per checkout would halve the message rate.
-            .test_on_check_out(false)
+            // Checked at checkout (one empty query): after PostgreSQL
+            // restarts, idle pooled connections are dead, and a user must not
+            // get an error for that.
+            .test_on_check_out(true)
+            // Failures surface as our own errors, once, with context.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(PostgresConnectionManager::new(pg, NoTls))
             .map_err(StoreError::Unavailable)?;
         let db = DbManager { pool };

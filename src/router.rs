@@ -25,7 +25,7 @@ use redis::Script;
 
 use crate::outbox::Outbox;
 use crate::presence::Presence;
-use crate::redis_store::{failed, Keys, RedisConnector, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
+use crate::redis_store::{failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
 /// recipient's pods set. ARGV: own pod, pod channel template, line, then the
@@ -304,7 +304,7 @@ impl Listener {
             }
             Err(_) => {
                 let _ = handle.join();
-                Err(RedisError::listener_died())
+                Err(RedisError { action: "subscribing".into(), source: "the listener thread ended".into() })
             }
         }
     }
@@ -314,22 +314,39 @@ impl Listener {
     }
 }
 
-use crate::redis_store::RedisError;
-
-impl RedisError {
-    fn listener_died() -> Self {
-        RedisError { action: "subscribing".into(), source: "the listener thread ended".into() }
-    }
+/// Why one subscription ended.
+enum ListenEnd {
+    Stopped,
+    Lost(RedisError),
 }
 
-fn subscribe(connector: &RedisConnector, keys: &Keys, pod: &str) -> RedisResult<redis::Connection> {
-    let mut conn = connector.connect().map_err(failed("connecting the subscriber"))?;
-    {
-        let mut ps = conn.as_pubsub();
-        ps.subscribe(&[keys.pod_channel(pod), keys.broadcast_channel()]).map_err(failed("subscribing"))?;
-        ps.set_read_timeout(Some(LISTENER_TICK)).map_err(failed("subscribing"))?;
+/// Subscribes on `conn` and delivers until stopped or the connection
+/// fails. One `PubSub` for the whole life of the connection: dropping it
+/// unsubscribes. `subscribed` is called once the subscription is live.
+fn serve(conn: &mut redis::Connection, keys: &Keys, router: &Router, stop: &AtomicBool, subscribed: impl FnOnce()) -> ListenEnd {
+    let mut ps = conn.as_pubsub();
+    let pod = router.presence.pod_id().to_string();
+    if let Err(e) = ps.subscribe(&[keys.pod_channel(&pod), keys.broadcast_channel()]) {
+        return ListenEnd::Lost(failed("subscribing")(e));
     }
-    Ok(conn)
+    if let Err(e) = ps.set_read_timeout(Some(LISTENER_TICK)) {
+        return ListenEnd::Lost(failed("subscribing")(e));
+    }
+    subscribed();
+    while !stop.load(Ordering::SeqCst) {
+        match ps.get_message() {
+            Ok(m) => {
+                let channel = m.get_channel_name().to_string();
+                match m.get_payload::<String>() {
+                    Ok(payload) => router.deliver_published(&channel, &payload),
+                    Err(e) => warn!("ignored a cross-pod message on {channel}: {e}"),
+                }
+            }
+            Err(e) if e.is_timeout() => {}
+            Err(e) => return ListenEnd::Lost(failed("reading pub/sub")(e)),
+        }
+    }
+    ListenEnd::Stopped
 }
 
 fn listen(
@@ -340,50 +357,35 @@ fn listen(
     stop: Arc<AtomicBool>,
     ready: Sender<RedisResult<()>>,
 ) {
-    let pod = presence.pod_id().to_string();
-    let mut conn = match subscribe(&connector, &keys, &pod) {
-        Ok(c) => {
-            let _ = ready.send(Ok(()));
-            c
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
+    let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(250);
+    let mut reconnecting = false;
     while !stop.load(Ordering::SeqCst) {
-        let msg = conn.as_pubsub().get_message();
-        match msg {
-            Ok(m) => {
-                let channel = m.get_channel_name().to_string();
-                match m.get_payload::<String>() {
-                    Ok(payload) => router.deliver_published(&channel, &payload),
-                    Err(e) => warn!("ignored a cross-pod message on {channel}: {e}"),
+        let end = match connector.connect() {
+            Ok(mut conn) => serve(&mut conn, &keys, &router, &stop, || {
+                backoff = Duration::from_millis(250);
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Ok(()));
                 }
-            }
-            Err(e) if e.is_timeout() => {}
-            Err(e) => {
-                error!("pub/sub connection lost: {e}; reconnecting");
-                loop {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    thread::sleep(backoff);
-                    match subscribe(&connector, &keys, &pod) {
-                        Ok(c) => {
-                            conn = c;
-                            backoff = Duration::from_millis(250);
-                            presence.mark_dirty();
-                            info!("pub/sub reconnected");
-                            break;
-                        }
-                        Err(e) => {
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
-                            warn!("pub/sub reconnect failed: {e}");
-                        }
-                    }
+                if reconnecting {
+                    // Redis may have restarted empty: rewrite our presence.
+                    presence.mark_dirty();
+                    info!("pub/sub reconnected");
                 }
+            }),
+            Err(e) => ListenEnd::Lost(failed("connecting the subscriber")(e)),
+        };
+        match end {
+            ListenEnd::Stopped => return,
+            ListenEnd::Lost(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e));
+                    return;
+                }
+                error!("pub/sub: {e}; reconnecting in {backoff:?}");
+                reconnecting = true;
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }

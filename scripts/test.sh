@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): starts one private PostgreSQL and one
+# Redis for the whole run (scripts/services.sh), builds once, runs every
+# test, and stops the services, whatever happened.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dir=$(mktemp -d /tmp/chatp-test.XXXXXX)
+cleanup() {
+    bash scripts/services.sh stop "$dir" >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+bash scripts/services.sh start "$dir"
+# shellcheck disable=SC1091
+source "$dir/env"
+
+cargo build --locked --all-targets
+cargo test --locked --all-targets -- "$@"

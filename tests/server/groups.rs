@@ -1,0 +1,160 @@
+//! Section 5: groups from creation to `/leave`.
+
+use std::time::Duration;
+
+use chatp::protocol::{self, input, text};
+
+use crate::support::{unique, World};
+
+#[test]
+fn group_life_from_creation_to_leave() {
+    let w = World::new("groups");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let group = unique("team");
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+
+    // Nothing yet: the empty screens read one line and return.
+    ca.send(input::MENU_MY_GROUPS);
+    ca.expect_all(&[protocol::MY_GROUPS_START.to_string(), protocol::no_my_groups(), protocol::MY_GROUPS_END.to_string()]);
+    ca.send("anything");
+    ca.expect_menu();
+    ca.send(input::MENU_BROWSE_GROUPS);
+    ca.expect_all(&[
+        protocol::BROWSE_GROUPS_START.to_string(),
+        protocol::no_groups_available(),
+        protocol::BROWSE_GROUPS_END.to_string(),
+    ]);
+    ca.send("");
+    ca.expect_menu();
+
+    let id = ca.create_group(&group, "our: team");
+    // b browses: sees it with "Join", joins, enters.
+    cb.send(input::MENU_BROWSE_GROUPS);
+    cb.expect(protocol::BROWSE_GROUPS_START);
+    cb.expect(&protocol::browse_group(id, &group, Some("our: team"), 1, false));
+    cb.expect(protocol::BROWSE_GROUPS_END);
+    cb.send(&id.to_string());
+    cb.expect(&protocol::must_join_first());
+    cb.lines_until(protocol::BROWSE_GROUPS_END);
+    cb.send(&format!("join:{id}"));
+    cb.expect(&protocol::join_success());
+    cb.expect(protocol::BROWSE_GROUPS_START);
+    cb.expect(&protocol::browse_group(id, &group, Some("our: team"), 2, true));
+    cb.expect(protocol::BROWSE_GROUPS_END);
+    cb.send(&format!("join:{id}"));
+    cb.expect(&protocol::join_failed(text::ALREADY_MEMBER));
+    cb.lines_until(protocol::BROWSE_GROUPS_END);
+    cb.send("join:999999");
+    cb.expect(&protocol::join_failed(text::GROUP_NOT_FOUND));
+    cb.lines_until(protocol::BROWSE_GROUPS_END);
+    cb.send("join:x");
+    cb.expect(&protocol::invalid_join());
+    cb.lines_until(protocol::BROWSE_GROUPS_END);
+    cb.send("nonsense");
+    cb.expect(&protocol::invalid_selection());
+    cb.lines_until(protocol::BROWSE_GROUPS_END);
+    cb.send(&id.to_string());
+    cb.expect(&protocol::group_chat_start(&group, id));
+    cb.expect(protocol::GROUP_CHAT_READY);
+
+    // Messages both ways, texts with ':' kept whole.
+    ca.send("hi: team");
+    ca.expect(&protocol::group_sent());
+    cb.expect(&protocol::group_message(&group, &a, "hi: team"));
+    cb.send("");
+    cb.send("hello");
+    cb.expect(&protocol::group_sent());
+    ca.expect(&protocol::group_message(&group, &b, "hello"));
+
+    ca.send(input::MEMBERS);
+    ca.expect(protocol::GROUP_MEMBERS_START);
+    let members = ca.lines_until(protocol::GROUP_MEMBERS_END);
+    assert_eq!(members.len(), 2);
+    let day = &members[0][members[0].rfind('|').unwrap() + 1..];
+    assert_eq!(members[0], protocol::group_member(&a, true, day));
+    assert!(members[1].starts_with(&protocol::group_member(&b, false, "")), "{members:?}");
+
+    // b leaves: back to the browse list; a's group now has one member.
+    cb.send(input::LEAVE);
+    cb.expect(&protocol::leave_result(text::LEFT_GROUP));
+    cb.expect(protocol::BROWSE_GROUPS_START);
+    cb.expect(&protocol::browse_group(id, &group, Some("our: team"), 1, false));
+    cb.expect(protocol::BROWSE_GROUPS_END);
+    ca.send("anyone?");
+    ca.expect(&protocol::group_sent());
+    cb.expect_silence(Duration::from_millis(300));
+
+    // a leaves (last member): the group closes and disappears.
+    ca.send(input::BACK);
+    ca.expect_menu();
+    ca.send(input::MENU_MY_GROUPS);
+    ca.expect(protocol::MY_GROUPS_START);
+    ca.expect(&protocol::my_group(id, &group, Some("our: team"), 1, true));
+    ca.expect(protocol::MY_GROUPS_END);
+    ca.send("abc");
+    ca.expect(&protocol::invalid_selection());
+    ca.lines_until(protocol::MY_GROUPS_END);
+    ca.send(&id.to_string());
+    ca.expect(&protocol::group_chat_start(&group, id));
+    let history = ca.lines_until(protocol::GROUP_CHAT_READY);
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history[0].ends_with(&format!("] {a}: hi: team")));
+    ca.send(input::LEAVE);
+    ca.expect(&protocol::leave_result(text::LEFT_GROUP_CLOSED));
+    ca.expect_all(&[protocol::MY_GROUPS_START.to_string(), protocol::no_my_groups(), protocol::MY_GROUPS_END.to_string()]);
+    ca.send("");
+    ca.expect_menu();
+    // The name is free again.
+    ca.create_group(&group, "");
+}
+
+#[test]
+fn members_are_taken_at_send_time() {
+    let w = World::new("groups");
+    let server = w.start_server();
+    let (a, c) = (unique("a"), unique("c"));
+    let group = unique("late");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    let id = ca.create_group(&group, "");
+    // c joins after a opened the chat.
+    let mut cc = server.connect();
+    cc.signup(&c, "pw");
+    cc.join_and_open_group(id, &group);
+    ca.send("welcome");
+    ca.expect(&protocol::group_sent());
+    cc.expect(&protocol::group_message(&group, &a, "welcome"));
+}
+
+#[test]
+fn create_group_refusals() {
+    let w = World::new("groups");
+    let server = w.start_server();
+    let group = unique("dup");
+    let mut ca = server.connect();
+    ca.signup(&unique("a"), "pw");
+    ca.create_group(&group, "first");
+    ca.send(input::BACK);
+    ca.expect_menu();
+    let mut attempt = |name: &str, desc: &str| {
+        ca.send(input::MENU_CREATE_GROUP);
+        ca.expect(protocol::CREATE_GROUP_PROMPT);
+        ca.send(name);
+        ca.send(desc);
+        let l = ca.line();
+        ca.expect_menu();
+        l
+    };
+    assert_eq!(attempt(&group, ""), protocol::create_failed(text::GROUP_NAME_TAKEN));
+    assert_eq!(attempt("a:b", ""), protocol::create_failed(&protocol::validate_group_name("a:b").unwrap_err()));
+    assert_eq!(attempt(&unique("ok"), "x|y"), protocol::create_failed(text::DESCRIPTION_PIPE));
+    // Empty name or back: straight back to the menu.
+    ca.send(input::MENU_CREATE_GROUP);
+    ca.expect(protocol::CREATE_GROUP_PROMPT);
+    ca.send("");
+    ca.expect_menu();
+}

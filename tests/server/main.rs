@@ -1,0 +1,13 @@
+//! Integration tests of `chat_server` over TCP, on the real PostgreSQL and
+//! Redis of this test run (see `scripts/test.sh`). Exact lines, built with
+//! the constructors of `chatp::protocol`.
+
+mod support;
+
+mod auth;
+mod broadcast;
+mod framing;
+mod groups;
+mod pods;
+mod private;
+mod store_failure;

@@ -1,0 +1,135 @@
+//! Section 3: contacts and one-to-one conversations.
+
+use std::time::Duration;
+
+use chatp::protocol::{self, input, text, HISTORY_LIMIT};
+
+use crate::support::{unique, World};
+
+#[test]
+fn contact_list_has_broadcast_first_then_users_by_name_with_presence() {
+    let w = World::new("private");
+    let server = w.start_server();
+    let (a, b, c) = (unique("a"), unique("b"), unique("c"));
+    server.connect().signup(&c, "pw"); // offline after this connection ends
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    w.wait_online("c offline", Duration::from_secs(5), |u| !u.contains(&c));
+
+    ca.send(input::MENU_PRIVATE);
+    ca.expect(protocol::CONTACT_LIST_START);
+    ca.expect(&protocol::broadcast_contact());
+    ca.expect(&protocol::contact(&b, true));
+    ca.expect(&protocol::contact(&c, false));
+    ca.expect(protocol::CONTACT_LIST_END);
+    ca.send(&unique("ghost"));
+    ca.expect(&protocol::contact_not_found());
+    ca.expect(protocol::CONTACT_LIST_START);
+    ca.lines_until(protocol::CONTACT_LIST_END);
+    ca.send(input::BACK);
+    ca.expect_menu();
+}
+
+#[test]
+fn messages_with_colons_reach_the_online_recipient_and_are_acknowledged() {
+    let w = World::new("private");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    assert!(ca.open_conversation(&b).is_empty());
+
+    let text_with_colons = "meet at 10:30: room B:12";
+    ca.send(text_with_colons);
+    ca.expect(&protocol::sent(true));
+    cb.expect(&protocol::message(&a, text_with_colons));
+    // `bye` in a conversation is a message, not a logout.
+    ca.send(input::BYE);
+    ca.expect(&protocol::sent(true));
+    cb.expect(&protocol::message(&a, input::BYE));
+    // Back to the contact list, then the menu.
+    ca.send(input::BACK);
+    ca.expect(protocol::CONTACT_LIST_START);
+    ca.lines_until(protocol::CONTACT_LIST_END);
+    ca.send("");
+    ca.expect_menu();
+}
+
+#[test]
+fn offline_recipient_finds_the_message_in_history_after_login() {
+    let w = World::new("private");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    server.connect().signup(&b, "pw");
+    w.wait_online("b offline", Duration::from_secs(5), |u| !u.contains(&b));
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    ca.send("are you there: hello?");
+    ca.expect(&protocol::sent(false));
+
+    let mut cb = server.connect();
+    cb.login(&b, "pw");
+    let history = cb.open_conversation(&a);
+    assert_eq!(history.len(), 1);
+    let ts_end = history[0].find("] ").expect("timestamp");
+    let ts = &history[0][1..ts_end];
+    assert_eq!(history[0], protocol::history_line(ts, &a, "are you there: hello?"));
+    assert!(ts.len() == 19 && ts.as_bytes()[4] == b'-' && ts.as_bytes()[13] == b':', "{ts}");
+}
+
+#[test]
+fn history_is_the_last_fifty_in_sending_order() {
+    let w = World::new("private");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    server.connect().signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    let total = HISTORY_LIMIT as usize + 5;
+    for i in 0..total {
+        ca.send(&format!("m{i}"));
+        ca.expect(&protocol::sent(false));
+    }
+    // Same timestamps for many rows: the order must come from the ids.
+    w.db().execute("UPDATE messages SET timestamp = '2024-01-02 03:04:05'", &[]).unwrap();
+    ca.send(input::BACK);
+    ca.lines_until(protocol::CONTACT_LIST_END);
+    ca.send(&b);
+    ca.expect(&protocol::conversation_start(&b));
+    let history = ca.lines_until(protocol::CONVERSATION_READY);
+    let expected: Vec<String> =
+        (total - HISTORY_LIMIT as usize..total).map(|i| protocol::history_line("2024-01-02 03:04:05", &a, &format!("m{i}"))).collect();
+    assert_eq!(history, expected);
+}
+
+#[test]
+fn a_user_logged_in_twice_receives_on_both_sessions() {
+    let w = World::new("private");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let mut b1 = server.connect();
+    b1.signup(&b, "pw");
+    let mut b2 = server.connect();
+    b2.login(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    ca.send("to both");
+    ca.expect(&protocol::sent(true));
+    b1.expect(&protocol::message(&a, "to both"));
+    b2.expect(&protocol::message(&a, "to both"));
+    // One session ends: still online through the other.
+    b1.send(input::BYE);
+    b1.expect_closed();
+    assert!(w.online_users().contains(&b));
+    ca.send("still there");
+    ca.expect(&protocol::sent(true));
+    b2.expect(&protocol::message(&a, "still there"));
+    let _ = text::DELIVERED;
+}

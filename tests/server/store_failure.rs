@@ -1,0 +1,82 @@
+//! PostgreSQL stopped mid-session: never `SENT:` for a message that was not
+//! stored, and service resumes when PostgreSQL is back. Uses a private
+//! PostgreSQL so stopping it does not disturb the other tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use chatp::protocol::{self, text};
+
+use crate::support::{services, unique, Services, World};
+
+struct PrivatePostgres {
+    dir: PathBuf,
+}
+
+impl PrivatePostgres {
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh")
+    }
+
+    fn run(&self, action: &str) {
+        let status = Command::new("bash").arg(Self::script()).arg(action).arg(&self.dir).arg("pg").status().unwrap();
+        assert!(status.success(), "services.sh {action} pg failed");
+    }
+
+    fn start() -> (PrivatePostgres, u16) {
+        let dir = std::env::temp_dir().join(unique("chatp-storefail-"));
+        let pg = PrivatePostgres { dir };
+        pg.run("start");
+        let port = std::fs::read_to_string(pg.dir.join("pg.port")).unwrap().trim().parse().unwrap();
+        (pg, port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        self.run("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn no_ack_without_a_stored_row_and_recovery_after_restart() {
+    let (pg, port) = PrivatePostgres::start();
+    let svc = Services { db_port: port, db_host: "127.0.0.1".into(), ..services() };
+    let w = World::on(svc, "storefail");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    cb.open_conversation(&a);
+    ca.send("before");
+    ca.expect(&protocol::sent(true));
+    cb.expect(&protocol::message(&a, "before"));
+
+    pg.run("stop");
+    ca.send("during outage");
+    ca.expect(&protocol::error(text::STORE_FAILED));
+    cb.expect_silence(Duration::from_millis(300));
+    // The session goes on: another try fails the same way, no SENT.
+    ca.send("during outage 2");
+    ca.expect(&protocol::error(text::STORE_FAILED));
+
+    pg.run("start");
+    ca.send("after");
+    ca.expect(&protocol::sent(true));
+    cb.expect(&protocol::message(&a, "after"));
+
+    let texts: Vec<String> = w
+        .db()
+        .query("SELECT message_text FROM messages ORDER BY message_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(texts, ["before", "after"]);
+    server.wait_log("storing a private message");
+}

@@ -1,0 +1,402 @@
+//! Test fixtures: the PostgreSQL and Redis that `scripts/test.sh` started
+//! (one of each per test run), a private database and Redis key prefix per
+//! test ([`World`]), real `chat_server` processes, and a line client.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chatp::protocol::{self, input};
+
+/// How long a test waits for a line it expects.
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The services of this test run, from the environment `scripts/test.sh`
+/// sets. Fails loudly without them: these tests never skip.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub db_host: String,
+    pub db_port: u16,
+    pub db_user: String,
+    pub db_pass: String,
+    pub redis_host: String,
+    pub redis_port: u16,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL and Redis")
+    })
+}
+
+pub fn services() -> Services {
+    Services {
+        db_host: var("DB_HOST"),
+        db_port: var("DB_PORT").parse().expect("DB_PORT is a port"),
+        db_user: var("DB_USER"),
+        db_pass: var("DB_PASS"),
+        redis_host: var("REDIS_HOST"),
+        redis_port: var("REDIS_PORT").parse().expect("REDIS_PORT is a port"),
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name unique in this test run.
+pub fn unique(base: &str) -> String {
+    format!("{base}{}x{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// One test's private data: its own database on the shared PostgreSQL and
+/// its own key prefix on the shared Redis.
+pub struct World {
+    pub services: Services,
+    pub db_name: String,
+    pub prefix: String,
+}
+
+impl World {
+    pub fn new(test: &str) -> World {
+        let services = services();
+        let db_name = unique(&format!("t_{test}_")).to_lowercase();
+        let mut admin = pg_client(&services, "postgres");
+        admin.batch_execute(&format!("CREATE DATABASE {db_name}")).expect("create test database");
+        World { prefix: format!("{db_name}:"), services, db_name }
+    }
+
+    /// A world on other services (e.g. a private PostgreSQL).
+    pub fn on(services: Services, test: &str) -> World {
+        let db_name = unique(&format!("t_{test}_")).to_lowercase();
+        let mut admin = pg_client(&services, "postgres");
+        admin.batch_execute(&format!("CREATE DATABASE {db_name}")).expect("create test database");
+        World { prefix: format!("{db_name}:"), services, db_name }
+    }
+
+    pub fn db(&self) -> postgres::Client {
+        pg_client(&self.services, &self.db_name)
+    }
+
+    pub fn redis(&self) -> redis::Connection {
+        let url = format!("redis://{}:{}/", self.services.redis_host, self.services.redis_port);
+        redis::Client::open(url).unwrap().get_connection().expect("connect to test Redis")
+    }
+
+    pub fn keys(&self) -> chatp::redis_store::Keys {
+        chatp::redis_store::Keys::new(&self.prefix)
+    }
+
+    pub fn online_users(&self) -> Vec<String> {
+        let mut users: Vec<String> =
+            redis::cmd("SMEMBERS").arg(self.keys().online_users()).query(&mut self.redis()).unwrap();
+        users.sort();
+        users
+    }
+
+    /// Waits until `online_users` satisfies `pred`.
+    pub fn wait_online(&self, what: &str, timeout: Duration, pred: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let users = self.online_users();
+            if pred(&users) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; online_users = {users:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn start_server(&self) -> ServerProc {
+        self.start_server_with(&[])
+    }
+
+    pub fn start_server_with(&self, extra_env: &[(&str, &str)]) -> ServerProc {
+        ServerProc::start(self, extra_env)
+    }
+}
+
+pub fn pg_client(s: &Services, db: &str) -> postgres::Client {
+    postgres::Config::new()
+        .host(&s.db_host)
+        .port(s.db_port)
+        .user(&s.db_user)
+        .password(&s.db_pass)
+        .dbname(db)
+        .connect(postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect to test PostgreSQL {}:{}/{db}: {e}", s.db_host, s.db_port))
+}
+
+/// A running `chat_server` process, killed on drop.
+pub struct ServerProc {
+    pub child: Child,
+    pub port: u16,
+    pub pod_id: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProc {
+    fn start(world: &World, extra_env: &[(&str, &str)]) -> ServerProc {
+        let s = &world.services;
+        let pod_id = unique("pod");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_server"));
+        cmd.arg("0")
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("DB_HOST", &s.db_host)
+            .env("DB_PORT", s.db_port.to_string())
+            .env("DB_NAME", &world.db_name)
+            .env("DB_USER", &s.db_user)
+            .env("DB_PASS", &s.db_pass)
+            .env("DB_POOL_SIZE", "4")
+            .env("REDIS_HOST", &s.redis_host)
+            .env("REDIS_PORT", s.redis_port.to_string())
+            .env("REDIS_KEY_PREFIX", &world.prefix)
+            .env("HOSTNAME", &pod_id)
+            .env("HASH_WORKERS", "1")
+            .env("LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn chat_server");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = crossbeam_channel::bounded(1);
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on ").nth(1) {
+                    let port: u16 = addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+                    let _ = port_tx.send(port);
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("chat_server did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        ServerProc { child, port, pod_id, log }
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the server's log has a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        while !self.log_text().contains(needle) {
+            assert!(Instant::now() < deadline, "no log line with {needle:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A protocol client on a real socket, reading lines with a timeout.
+pub struct Client {
+    pub stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Client {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chat_server");
+        stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        let mut c = Client { stream, reader };
+        c.expect(protocol::AUTH_REQUEST);
+        c
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to server");
+    }
+
+    /// The next line; panics on timeout. `None` at EOF.
+    pub fn next_line(&mut self) -> Option<String> {
+        let mut buf = Vec::new();
+        match self.reader.read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert_eq!(buf.pop(), Some(b'\n'), "line without newline: {buf:?}");
+                Some(String::from_utf8(buf).expect("server lines are UTF-8"))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("no line from server within {LINE_TIMEOUT:?}: {e}"),
+        }
+    }
+
+    pub fn line(&mut self) -> String {
+        self.next_line().expect("server closed the connection")
+    }
+
+    pub fn expect(&mut self, expected: &str) {
+        let got = self.line();
+        assert_eq!(got, expected);
+    }
+
+    pub fn expect_all<S: AsRef<str>>(&mut self, lines: &[S]) {
+        for l in lines {
+            self.expect(l.as_ref());
+        }
+    }
+
+    pub fn expect_menu(&mut self) {
+        self.expect_all(&protocol::main_menu());
+    }
+
+    /// The server closes the connection (EOF) next.
+    pub fn expect_closed(&mut self) {
+        if let Some(l) = self.next_line() {
+            panic!("expected the connection to close, got {l:?}");
+        }
+    }
+
+    /// No line arrives within `dur`.
+    pub fn expect_silence(&mut self, dur: Duration) {
+        self.stream.set_read_timeout(Some(dur)).unwrap();
+        let mut buf = Vec::new();
+        let r = self.reader.read_until(b'\n', &mut buf);
+        self.stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
+        match r {
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            other => panic!("expected silence, got {other:?} {:?}", String::from_utf8_lossy(&buf)),
+        }
+    }
+
+    /// Reads lines up to and including `end`.
+    pub fn lines_until(&mut self, end: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let l = self.line();
+            if l == end {
+                return out;
+            }
+            out.push(l);
+        }
+    }
+
+    fn credentials(&mut self, choice: &str, prompt: &str, user: &str, password: &str) {
+        self.send(choice);
+        self.expect(prompt);
+        self.send(user);
+        self.send(password);
+    }
+
+    /// Signs up and reads the main menu.
+    pub fn signup(&mut self, user: &str, password: &str) {
+        self.credentials(input::SIGNUP, protocol::SIGNUP_PROMPT, user, password);
+        self.expect(&protocol::signup_success(user));
+        self.expect_menu();
+    }
+
+    pub fn signup_attempt(&mut self, user: &str, password: &str) -> String {
+        self.credentials(input::SIGNUP, protocol::SIGNUP_PROMPT, user, password);
+        self.line()
+    }
+
+    /// Logs in and reads the main menu.
+    pub fn login(&mut self, user: &str, password: &str) {
+        self.credentials(input::LOGIN, protocol::LOGIN_PROMPT, user, password);
+        self.expect(&protocol::auth_success(protocol::text::LOGIN_OK));
+        self.expect_menu();
+    }
+
+    pub fn login_attempt(&mut self, user: &str, password: &str) -> String {
+        self.credentials(input::LOGIN, protocol::LOGIN_PROMPT, user, password);
+        self.line()
+    }
+
+    /// From the main menu into a conversation with `contact`; returns the
+    /// history lines.
+    pub fn open_conversation(&mut self, contact: &str) -> Vec<String> {
+        self.send(input::MENU_PRIVATE);
+        self.expect(protocol::CONTACT_LIST_START);
+        self.lines_until(protocol::CONTACT_LIST_END);
+        self.send(contact);
+        self.expect(&protocol::conversation_start(contact));
+        self.lines_until(protocol::CONVERSATION_READY)
+    }
+
+    /// From the main menu into the broadcast channel; returns the history.
+    pub fn open_broadcast(&mut self) -> Vec<String> {
+        self.send(input::MENU_BROADCAST);
+        self.expect(&protocol::broadcast_start());
+        self.lines_until(protocol::CONVERSATION_READY)
+    }
+
+    /// From the main menu: creates a group and enters it. Returns its id.
+    pub fn create_group(&mut self, name: &str, description: &str) -> i32 {
+        self.send(input::MENU_CREATE_GROUP);
+        self.expect(protocol::CREATE_GROUP_PROMPT);
+        self.send(name);
+        self.send(description);
+        let line = self.line();
+        let id: i32 = line.rsplit('|').next().unwrap().parse().unwrap_or_else(|_| panic!("not a success: {line}"));
+        assert_eq!(line, protocol::create_success(id));
+        self.send(input::YES);
+        self.expect(&protocol::group_chat_start(name, id));
+        self.expect(protocol::GROUP_CHAT_READY);
+        id
+    }
+
+    /// From the main menu: browse, join `id`, open it. Returns the history.
+    pub fn join_and_open_group(&mut self, id: i32, name: &str) -> Vec<String> {
+        self.send(input::MENU_BROWSE_GROUPS);
+        self.expect(protocol::BROWSE_GROUPS_START);
+        self.lines_until(protocol::BROWSE_GROUPS_END);
+        self.send(&format!("{}{id}", input::JOIN_PREFIX));
+        self.expect(&protocol::join_success());
+        self.expect(protocol::BROWSE_GROUPS_START);
+        self.lines_until(protocol::BROWSE_GROUPS_END);
+        self.send(&id.to_string());
+        self.expect(&protocol::group_chat_start(name, id));
+        self.lines_until(protocol::GROUP_CHAT_READY)
+    }
+
+    /// Closes the socket with a reset (SO_LINGER 0), like a crashed client.
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY: valid socket fd and a pointer to a live linger struct.
+        unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(self);
+    }
+}
