@@ -10,4 +10,5 @@ mod framing;
 mod groups;
 mod pods;
 mod private;
+mod slow_client;
 mod store_failure;

@@ -225,7 +225,35 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to chat_server");
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect to chat_server"))
+    }
+
+    /// Connects with SO_RCVBUF set before the handshake (a slow reader).
+    pub fn connect_with_rcvbuf(port: u16, bytes: i32) -> Client {
+        use std::os::fd::FromRawFd;
+        // SAFETY: plain socket calls on a fresh fd that we then own.
+        let stream = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&bytes as *const i32).cast(), 4);
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be() },
+                sin_zero: [0; 8],
+            };
+            let rc = libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
+            TcpStream::from_raw_fd(fd)
+        };
+        Self::from_stream(stream)
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         let mut c = Client { stream, reader };
