@@ -15,7 +15,9 @@
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
+//! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 
+pub mod client;
 pub mod config;
 pub mod connection;
 pub mod db_manager;

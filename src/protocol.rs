@@ -436,6 +436,90 @@ pub fn parse_notification(line: &str) -> Option<Notification> {
     }
 }
 
+/// A server line as a client sees it. Lines that are not a known token
+/// (menu text, history lines, list rows) are [`ServerLine::Other`]; the
+/// client knows from the surrounding markers what they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLine<'a> {
+    AuthRequest,
+    LoginPrompt,
+    SignupPrompt,
+    AuthSuccess(&'a str),
+    AuthFailed(&'a str),
+    MainMenuStart,
+    MainMenuEnd,
+    ContactListStart,
+    ContactListEnd,
+    ConversationStart(&'a str),
+    BroadcastStart(&'a str),
+    ConversationReady,
+    MyGroupsStart,
+    MyGroupsEnd,
+    BrowseGroupsStart,
+    BrowseGroupsEnd,
+    CreateGroupPrompt,
+    /// `CREATE_SUCCESS:<text>|<id>`: (text, id).
+    CreateSuccess(&'a str, &'a str),
+    GroupChatStart { name: &'a str, id: &'a str },
+    GroupChatReady,
+    GroupMembersStart,
+    GroupMembersEnd,
+    Notification(Notification),
+    /// An acknowledgement or answer to show as it is (`SENT`, `GROUP_SENT`,
+    /// `BROADCAST_SENT`, `JOIN_SUCCESS`, `LEAVE_RESULT`, `NO_GROUPS`).
+    Info(&'a str),
+    /// A refusal or error to show as it is (`ERROR`, `INVALID_*`,
+    /// `NOT_MEMBER`, `CONTACT_NOT_FOUND`, `JOIN_FAILED`, `CREATE_FAILED`).
+    Problem(&'a str),
+    Other(&'a str),
+}
+
+pub fn parse_server_line(line: &str) -> ServerLine<'_> {
+    if let Some(n) = parse_notification(line) {
+        return ServerLine::Notification(n);
+    }
+    match line {
+        AUTH_REQUEST => return ServerLine::AuthRequest,
+        LOGIN_PROMPT => return ServerLine::LoginPrompt,
+        SIGNUP_PROMPT => return ServerLine::SignupPrompt,
+        MAIN_MENU_START => return ServerLine::MainMenuStart,
+        MAIN_MENU_END => return ServerLine::MainMenuEnd,
+        CONTACT_LIST_START => return ServerLine::ContactListStart,
+        CONTACT_LIST_END => return ServerLine::ContactListEnd,
+        CONVERSATION_READY => return ServerLine::ConversationReady,
+        MY_GROUPS_START => return ServerLine::MyGroupsStart,
+        MY_GROUPS_END => return ServerLine::MyGroupsEnd,
+        BROWSE_GROUPS_START => return ServerLine::BrowseGroupsStart,
+        BROWSE_GROUPS_END => return ServerLine::BrowseGroupsEnd,
+        CREATE_GROUP_PROMPT => return ServerLine::CreateGroupPrompt,
+        GROUP_CHAT_READY => return ServerLine::GroupChatReady,
+        GROUP_MEMBERS_START => return ServerLine::GroupMembersStart,
+        GROUP_MEMBERS_END => return ServerLine::GroupMembersEnd,
+        _ => {}
+    }
+    let Some((token, body)) = line.split_once(':') else {
+        return ServerLine::Other(line);
+    };
+    match token {
+        AUTH_SUCCESS => ServerLine::AuthSuccess(body),
+        AUTH_FAILED => ServerLine::AuthFailed(body),
+        CONVERSATION_START => ServerLine::ConversationStart(body),
+        BROADCAST_START => ServerLine::BroadcastStart(body),
+        CREATE_SUCCESS => match body.rsplit_once('|') {
+            Some((text, id)) => ServerLine::CreateSuccess(text, id),
+            None => ServerLine::Info(body),
+        },
+        GROUP_CHAT_START => match body.rsplit_once(':') {
+            Some((name, id)) => ServerLine::GroupChatStart { name, id },
+            None => ServerLine::Other(line),
+        },
+        SENT | GROUP_SENT | BROADCAST_SENT | JOIN_SUCCESS | LEAVE_RESULT | NO_GROUPS => ServerLine::Info(body),
+        ERROR | INVALID_OPTION | INVALID_SELECTION | INVALID_COMMAND | NOT_MEMBER | CONTACT_NOT_FOUND | JOIN_FAILED
+        | CREATE_FAILED => ServerLine::Problem(body),
+        _ => ServerLine::Other(line),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -492,6 +576,18 @@ mod tests {
         assert_eq!(parse_menu_choice("6"), MenuChoice::Invalid);
         assert_eq!(parse_group_chat_input("/members"), GroupChatInput::Members);
         assert_eq!(parse_group_chat_input("hi"), GroupChatInput::Text("hi"));
+    }
+
+    #[test]
+    fn client_side_parsing() {
+        assert_eq!(parse_server_line(AUTH_REQUEST), ServerLine::AuthRequest);
+        assert_eq!(parse_server_line(&create_success(4)), ServerLine::CreateSuccess(text::GROUP_CREATED, "4"));
+        assert_eq!(parse_server_line(&group_chat_start("a b", 7)), ServerLine::GroupChatStart { name: "a b", id: "7" });
+        assert_eq!(parse_server_line(&sent(true)), ServerLine::Info(text::DELIVERED));
+        assert_eq!(parse_server_line(&error("x: y")), ServerLine::Problem("x: y"));
+        assert_eq!(parse_server_line("[2024-01-01 10:00:00] a: b"), ServerLine::Other("[2024-01-01 10:00:00] a: b"));
+        assert_eq!(parse_server_line("SESSION:abc"), ServerLine::Other("SESSION:abc"));
+        assert!(matches!(parse_server_line(&message("a", "b:c")), ServerLine::Notification(_)));
     }
 
     #[test]

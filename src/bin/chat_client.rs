@@ -1,0 +1,45 @@
+//! `chat_client <host> <port>`: connects and runs a session; the exit code
+//! says how it ended (0: logged out or quit; 1: refused, lost, not logged in).
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: chat_client <host> <port>
+
+The chatp terminal client. After login: type menu numbers, usernames, group
+ids and messages; 'back' returns to the previous screen, 'bye' at the main
+menu logs out, Ctrl-D or Ctrl-C quits.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (host, port) = match args.as_slice() {
+        [a] if a == "--help" || a == "-h" => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        [host, port] => match port.parse::<u16>() {
+            Ok(p) => (host.clone(), p),
+            Err(_) => {
+                eprintln!("chat_client: invalid port {port:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let stream = match chatp::client::connect(&host, port) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match chatp::client::run(stream) {
+        Ok(ending) => ExitCode::from(ending.exit_code()),
+        Err(e) => {
+            eprintln!("chat_client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

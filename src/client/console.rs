@@ -1,0 +1,144 @@
+//! The terminal: printing whole lines without interleaving, prompts only
+//! for a person at a terminal, and reading typed lines in a way the session
+//! can interrupt.
+
+use std::io::{self, BufRead, BufReader, IsTerminal, Stdin, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// How long a stdin wait lasts before the session's end is checked.
+const STDIN_TICK_MS: i32 = 200;
+
+pub struct Console {
+    out: Mutex<bool>, // a prompt is showing (the cursor is after it)
+    prompt: Mutex<String>,
+    pub interactive: bool,
+    input: Mutex<BufReader<Stdin>>,
+}
+
+impl Default for Console {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Console {
+    pub fn new() -> Self {
+        Console {
+            out: Mutex::new(false),
+            prompt: Mutex::new(String::new()),
+            interactive: io::stdin().is_terminal(),
+            input: Mutex::new(BufReader::new(io::stdin())),
+        }
+    }
+
+    /// `[<username>]: ` from now on.
+    pub fn set_user(&self, username: &str) {
+        *self.prompt.lock().unwrap() = format!("[{username}]: ");
+    }
+
+    /// Prints lines, each whole; then the prompt if asked (interactive).
+    pub fn print(&self, lines: &[String], prompt: bool) {
+        let mut showing = self.out.lock().unwrap();
+        let mut out = io::stdout().lock();
+        if *showing && !lines.is_empty() {
+            // Put the lines under the prompt the person may be typing after.
+            let _ = writeln!(out);
+        }
+        for l in lines {
+            let _ = writeln!(out, "{l}");
+        }
+        *showing = false;
+        if prompt && self.interactive {
+            let p = self.prompt.lock().unwrap().clone();
+            if !p.is_empty() {
+                let _ = write!(out, "{p}");
+                *showing = true;
+            }
+        }
+        let _ = out.flush();
+    }
+
+    /// Asks a question: on a terminal the answer follows on the same line.
+    pub fn ask(&self, question: &str) {
+        let mut showing = self.out.lock().unwrap();
+        let mut out = io::stdout().lock();
+        if self.interactive {
+            let _ = write!(out, "{question} ");
+        } else {
+            let _ = writeln!(out, "{question}");
+        }
+        *showing = false;
+        let _ = out.flush();
+    }
+
+    /// The person typed a line: the prompt is no longer showing.
+    fn typed(&self) {
+        *self.out.lock().unwrap() = false;
+    }
+
+    /// The next typed line without its newline; `None` at end of input or
+    /// when `stop` is set.
+    pub fn read_line(&self, stop: &AtomicBool) -> Option<String> {
+        let mut input = self.input.lock().unwrap();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return None;
+            }
+            if input.buffer().is_empty() && !stdin_ready() {
+                continue;
+            }
+            let mut line = String::new();
+            return match input.read_line(&mut line) {
+                Ok(0) | Err(_) => None,
+                Ok(_) => {
+                    self.typed();
+                    Some(line.trim_end_matches(['\n', '\r']).to_string())
+                }
+            };
+        }
+    }
+
+    /// Reads a password: without echo on a terminal, as a plain line
+    /// otherwise (scripts, tests).
+    pub fn read_password(&self, stop: &AtomicBool) -> Option<String> {
+        if !self.interactive {
+            return self.read_line(stop);
+        }
+        let saved = echo_off();
+        let line = self.read_line(stop);
+        if let Some(t) = saved {
+            restore(&t);
+            println!();
+        }
+        line
+    }
+}
+
+/// Waits up to [`STDIN_TICK_MS`] for input on stdin.
+fn stdin_ready() -> bool {
+    let mut pfd = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, STDIN_TICK_MS) > 0 }
+}
+
+fn echo_off() -> Option<libc::termios> {
+    // SAFETY: tcgetattr/tcsetattr on fd 0 with a zeroed termios we own.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(0, &mut t) != 0 {
+            return None;
+        }
+        let saved = t;
+        t.c_lflag &= !libc::ECHO;
+        libc::tcsetattr(0, libc::TCSANOW, &t);
+        Some(saved)
+    }
+}
+
+fn restore(t: &libc::termios) {
+    // SAFETY: restoring attributes read by tcgetattr.
+    unsafe {
+        libc::tcsetattr(0, libc::TCSANOW, t);
+    }
+}

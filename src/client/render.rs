@@ -1,0 +1,247 @@
+//! What the person sees: turns server lines into text, in memory. Tracks
+//! which block of a screen the lines belong to (menu text, history, list
+//! rows) and which screen is open, for the prompts.
+
+use crate::protocol::{self, Notification, ServerLine};
+
+/// The screen the person is on (for prompts and for what `bye` means).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    Auth,
+    Menu,
+    Contacts,
+    Conversation,
+    Broadcast,
+    MyGroups,
+    BrowseGroups,
+    CreateName,
+    CreateDescription,
+    CreateEnter,
+    GroupChat,
+}
+
+/// Rows between two markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    None,
+    MenuText,
+    History,
+    Contacts,
+    MyGroups,
+    BrowseGroups,
+    Members,
+}
+
+/// The output for one server line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub lines: Vec<String>,
+    /// Show the prompt again after these lines.
+    pub prompt: bool,
+    /// A notification: print it on a line of its own even mid-typing.
+    pub notification: bool,
+}
+
+impl Output {
+    fn show(lines: Vec<String>, prompt: bool) -> Output {
+        Output { lines, prompt, notification: false }
+    }
+}
+
+pub struct Renderer {
+    block: Block,
+    pub screen: Screen,
+}
+
+impl Default for Renderer {
+    fn default() -> Self {
+        Renderer { block: Block::None, screen: Screen::Auth }
+    }
+}
+
+fn split5(row: &str) -> Option<[&str; 5]> {
+    // id|name|description|count|badge: the description may not hold '|',
+    // but read count and badge from the right to be safe.
+    let (id, rest) = row.split_once('|')?;
+    let (name, rest) = rest.split_once('|')?;
+    let (rest, badge) = rest.rsplit_once('|')?;
+    let (desc, count) = rest.rsplit_once('|')?;
+    Some([id, name, desc, count, badge])
+}
+
+impl Renderer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Renders one server line.
+    pub fn render(&mut self, line: &str) -> Output {
+        let parsed = protocol::parse_server_line(line);
+        if let ServerLine::Notification(n) = parsed {
+            let text = match n {
+                Notification::Message { sender, text } => format!("💬 {sender}: {text}"),
+                Notification::Broadcast { sender, text, .. } => format!("📢 {sender}: {text}"),
+                Notification::GroupMessage { group, sender, text } => format!("👥 [{group}] {sender}: {text}"),
+            };
+            return Output { lines: vec![text], prompt: true, notification: true };
+        }
+        if let ServerLine::Other(raw) = parsed {
+            return self.row(raw);
+        }
+        self.block = Block::None;
+        match parsed {
+            ServerLine::AuthRequest | ServerLine::LoginPrompt | ServerLine::SignupPrompt => Output::default(),
+            ServerLine::AuthSuccess(text) => {
+                self.screen = Screen::Menu;
+                Output::show(vec![format!("✅ {text}")], false)
+            }
+            ServerLine::AuthFailed(reason) => Output::show(vec![format!("❌ {reason}")], false),
+            ServerLine::MainMenuStart => {
+                self.block = Block::MenuText;
+                self.screen = Screen::Menu;
+                Output::default()
+            }
+            ServerLine::MainMenuEnd => Output::show(vec!["Choose 1-5, or 'bye' to log out.".into()], true),
+            ServerLine::ContactListStart => {
+                self.block = Block::Contacts;
+                self.screen = Screen::Contacts;
+                Output::show(vec![String::new(), "=== Contacts ===".into()], false)
+            }
+            ServerLine::ContactListEnd => Output::show(
+                vec!["Type a username to chat, BROADCAST for the channel, or 'back'.".into()],
+                true,
+            ),
+            ServerLine::ConversationStart(contact) => {
+                self.block = Block::History;
+                self.screen = Screen::Conversation;
+                Output::show(vec![String::new(), format!("=== Chat with {contact} ===")], false)
+            }
+            ServerLine::BroadcastStart(title) => {
+                self.block = Block::History;
+                self.screen = Screen::Broadcast;
+                Output::show(vec![String::new(), format!("=== 📢 {title} ===")], false)
+            }
+            ServerLine::ConversationReady => {
+                Output::show(vec!["Type a message and press Enter; 'back' to leave.".into()], true)
+            }
+            ServerLine::MyGroupsStart => {
+                self.block = Block::MyGroups;
+                self.screen = Screen::MyGroups;
+                Output::show(vec![String::new(), "=== My Groups ===".into()], false)
+            }
+            ServerLine::BrowseGroupsStart => {
+                self.block = Block::BrowseGroups;
+                self.screen = Screen::BrowseGroups;
+                Output::show(vec![String::new(), "=== All Groups ===".into()], false)
+            }
+            ServerLine::MyGroupsEnd => Output::show(vec!["Type a group id to open it, or 'back'.".into()], true),
+            ServerLine::BrowseGroupsEnd => Output::show(
+                vec!["Type join:<id> to join, <id> to open a group you belong to, or 'back'.".into()],
+                true,
+            ),
+            ServerLine::CreateGroupPrompt => {
+                self.screen = Screen::CreateName;
+                Output::show(vec![String::new(), "=== Create a group ===".into(), "Group name ('back' cancels):".into()], true)
+            }
+            ServerLine::CreateSuccess(text, id) => {
+                self.screen = Screen::CreateEnter;
+                Output::show(vec![format!("✅ {text} (id {id})")], true)
+            }
+            ServerLine::GroupChatStart { name, id } => {
+                self.block = Block::History;
+                self.screen = Screen::GroupChat;
+                Output::show(vec![String::new(), format!("=== 👥 {name} (#{id}) ===")], false)
+            }
+            ServerLine::GroupChatReady => Output::show(
+                vec!["Type a message; /members lists members, /leave leaves, 'back' returns.".into()],
+                true,
+            ),
+            ServerLine::GroupMembersStart => {
+                self.block = Block::Members;
+                Output::show(vec!["Members:".into()], false)
+            }
+            ServerLine::GroupMembersEnd => Output::show(vec![], true),
+            ServerLine::Info(text) => Output::show(vec![format!("✓ {text}")], true),
+            ServerLine::Problem(text) => Output::show(vec![format!("⚠ {text}")], true),
+            ServerLine::Notification(_) | ServerLine::Other(_) => unreachable!("handled above"),
+        }
+    }
+
+    fn row(&mut self, raw: &str) -> Output {
+        let text = match self.block {
+            // Unknown lines outside a block are ignored, as the protocol asks.
+            Block::None => return Output::default(),
+            Block::MenuText | Block::History => raw.to_string(),
+            Block::Contacts => match raw.split_once('|') {
+                Some((name, status)) if name == "BROADCAST" => format!("  📢 {name} ({status} channel)"),
+                Some((name, status)) if status == protocol::text::CONTACT_ONLINE => format!("  🟢 {name}"),
+                Some((name, _)) => format!("  ⚪ {name}"),
+                None => raw.to_string(),
+            },
+            Block::MyGroups | Block::BrowseGroups => match split5(raw) {
+                Some([id, name, desc, count, badge]) => format!("  [{id}] {name} - {desc} ({count} members) {badge}"),
+                None => raw.to_string(),
+            },
+            Block::Members => match raw.splitn(3, '|').collect::<Vec<_>>().as_slice() {
+                [name, role, joined] => format!("  {role}  {name} (since {joined})"),
+                _ => raw.to_string(),
+            },
+        };
+        Output::show(vec![text], false)
+    }
+
+    /// What to ask after the person typed a line on the current screen
+    /// (the create-group dialogue has steps the server does not prompt).
+    pub fn after_input(&mut self) -> Option<&'static str> {
+        match self.screen {
+            Screen::CreateName => {
+                self.screen = Screen::CreateDescription;
+                Some("Description (Enter for none):")
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(r: &mut Renderer, lines: &[String]) -> Vec<String> {
+        lines.iter().flat_map(|l| r.render(l).lines).collect()
+    }
+
+    #[test]
+    fn notifications_print_whole_texts_with_colons() {
+        let mut r = Renderer::new();
+        let out = r.render(&protocol::broadcast("ann", "a: b: c", 17));
+        assert_eq!(out.lines, vec!["📢 ann: a: b: c"]);
+        assert!(out.notification && out.prompt);
+        assert_eq!(r.render(&protocol::message("bo", "x:y")).lines, vec!["💬 bo: x:y"]);
+        assert_eq!(r.render(&protocol::group_message("g", "cy", "1:2")).lines, vec!["👥 [g] cy: 1:2"]);
+    }
+
+    #[test]
+    fn screens_render_their_rows_and_unknown_lines_are_ignored() {
+        let mut r = Renderer::new();
+        assert!(r.render("SESSION:xyz").lines.is_empty());
+        let contacts = texts(
+            &mut r,
+            &[
+                protocol::CONTACT_LIST_START.into(),
+                protocol::broadcast_contact(),
+                protocol::contact("bob", true),
+                protocol::contact("cy", false),
+                protocol::CONTACT_LIST_END.into(),
+            ],
+        );
+        assert!(contacts.contains(&"  🟢 bob".to_string()), "{contacts:?}");
+        assert!(contacts.contains(&"  ⚪ cy".to_string()), "{contacts:?}");
+        assert_eq!(r.screen, Screen::Contacts);
+        let groups = texts(&mut r, &[protocol::MY_GROUPS_START.into(), protocol::my_group(3, "g", Some("d: e"), 2, true)]);
+        assert_eq!(groups.last().unwrap(), "  [3] g - d: e (2 members) 👑");
+        let menu = texts(&mut r, &protocol::main_menu());
+        assert!(menu.contains(&"1. 💬 Private Messages".to_string()));
+        assert_eq!(r.screen, Screen::Menu);
+    }
+}
