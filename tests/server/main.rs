@@ -6,6 +6,7 @@ mod support;
 
 mod auth;
 mod broadcast;
+mod client;
 mod framing;
 mod groups;
 mod pods;

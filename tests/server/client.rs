@@ -1,0 +1,208 @@
+//! `chat_client` driven through pipes against a real server: what a person
+//! sees and how the program ends.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use crate::support::{unique, World, LINE_TIMEOUT};
+
+struct ClientProc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ClientProc {
+    fn start(port: u16) -> ClientProc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chat_client"))
+            .args(["127.0.0.1", &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn chat_client");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, out) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stdin = child.stdin.take();
+        ClientProc { child, stdin, out, seen: Vec::new() }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for an output line containing `needle`; returns it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!("no output line with {needle:?}; saw:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+
+    fn signup(&mut self, name: &str, pw: &str) {
+        self.wait_for("2. Sign Up");
+        for l in ["2", name, pw, pw] {
+            self.type_line(l);
+        }
+        self.wait_for(&format!("Welcome {name}!"));
+        self.wait_for("Choose 1-5");
+    }
+
+    fn exit_code(&mut self) -> i32 {
+        let deadline = Instant::now() + LINE_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "client did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for ClientProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_clients_chat_privately_broadcast_and_in_a_group() {
+    let w = World::new("client");
+    let server = w.start_server();
+    let (a, b) = (unique("ann"), unique("bob"));
+    let mut ca = ClientProc::start(server.port);
+    ca.signup(&a, "pw-a");
+    let mut cb = ClientProc::start(server.port);
+    cb.signup(&b, "pw-b");
+
+    // Private, each way; texts with ':' shown whole.
+    ca.type_line("1");
+    ca.wait_for(&format!("🟢 {b}"));
+    ca.type_line(&b);
+    ca.wait_for(&format!("=== Chat with {b} ==="));
+    ca.type_line("hi: there: 10:30");
+    ca.wait_for("✓ Message delivered");
+    cb.wait_for(&format!("💬 {a}: hi: there: 10:30"));
+    cb.type_line("1");
+    cb.wait_for("=== Contacts ===");
+    cb.type_line(&a);
+    cb.wait_for(&format!("] {a}: hi: there: 10:30")); // history
+    cb.type_line("hello ann");
+    ca.wait_for(&format!("💬 {b}: hello ann"));
+
+    // Broadcast from a; b is in a conversation and still sees it at once.
+    ca.type_line("back");
+    ca.wait_for("=== Contacts ===");
+    ca.type_line("BROADCAST");
+    ca.wait_for("BROADCAST CHANNEL");
+    ca.type_line("all: listen");
+    ca.wait_for("Broadcast sent to 1 online users (of 1 total)");
+    cb.wait_for(&format!("📢 {a}: all: listen"));
+
+    // A group created by a, joined by b.
+    ca.type_line("back");
+    ca.wait_for("Choose 1-5");
+    ca.type_line("5");
+    ca.wait_for("Group name");
+    let group = unique("crew");
+    ca.type_line(&group);
+    ca.wait_for("Description");
+    ca.type_line("the crew");
+    let created = ca.wait_for("Group created successfully");
+    let id: String = created.rsplit("(id ").next().unwrap().trim_end_matches(')').to_string();
+    ca.type_line("yes");
+    ca.wait_for(&format!("=== 👥 {group} (#{id}) ==="));
+    cb.type_line("back");
+    cb.wait_for("=== Contacts ===");
+    cb.type_line("back");
+    cb.wait_for("Choose 1-5");
+    cb.type_line("4");
+    cb.wait_for(&format!("[{id}] {group} - the crew (1 members) Join"));
+    cb.type_line(&format!("join:{id}"));
+    cb.wait_for("Successfully joined group");
+    cb.type_line(&id);
+    cb.wait_for(&format!("=== 👥 {group} (#{id}) ==="));
+    cb.type_line("crew: assemble");
+    ca.wait_for(&format!("👥 [{group}] {b}: crew: assemble"));
+
+    // bye at the main menu: exit 0; then log in again.
+    ca.type_line("back");
+    ca.wait_for("Choose 1-5");
+    ca.type_line("bye");
+    ca.wait_for("Goodbye!");
+    assert_eq!(ca.exit_code(), 0);
+    let mut again = ClientProc::start(server.port);
+    again.wait_for("2. Sign Up");
+    for l in ["1", &a, "wrong"] {
+        again.type_line(l);
+    }
+    again.wait_for("Invalid username or password");
+    again.wait_for("Try again?");
+    for l in ["yes", "1", &a, "pw-a"] {
+        again.type_line(l);
+    }
+    again.wait_for("Login successful");
+    // Ctrl-D ends cleanly too.
+    again.stdin = None;
+    again.wait_for("Goodbye!");
+    assert_eq!(again.exit_code(), 0);
+}
+
+#[test]
+fn signup_checks_passwords_before_sending() {
+    let w = World::new("client");
+    let server = w.start_server();
+    let mut c = ClientProc::start(server.port);
+    c.wait_for("2. Sign Up");
+    for l in ["2", &unique("x"), "one", "two"] {
+        c.type_line(l);
+    }
+    c.wait_for("Passwords do not match");
+    for l in ["2", &unique("x"), ""] {
+        c.type_line(l);
+    }
+    c.wait_for("Password cannot be empty");
+    let name = unique("y");
+    c.signup(&name, "ok");
+}
+
+#[test]
+fn refused_connection_and_lost_server_end_cleanly() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_chat_client")).args(["127.0.0.1", &port.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+
+    let w = World::new("client");
+    let mut server = w.start_server();
+    let mut c = ClientProc::start(server.port);
+    c.signup(&unique("z"), "pw");
+    server.kill();
+    c.wait_for("Connection to the server was lost.");
+    assert_eq!(c.exit_code(), 1);
+}
