@@ -62,11 +62,7 @@ pub struct World {
 
 impl World {
     pub fn new(test: &str) -> World {
-        let services = services();
-        let db_name = unique(&format!("t_{test}_")).to_lowercase();
-        let mut admin = pg_client(&services, "postgres");
-        admin.batch_execute(&format!("CREATE DATABASE {db_name}")).expect("create test database");
-        World { prefix: format!("{db_name}:"), services, db_name }
+        World::on(services(), test)
     }
 
     /// A world on other services (e.g. a private PostgreSQL).
