@@ -143,11 +143,6 @@ impl Router {
         self.lock().iter().map(|(u, l)| (u.clone(), l.len())).collect()
     }
 
-    /// Number of live sessions on this pod.
-    pub fn local_session_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
-    }
-
     fn local_outboxes(&self, user: &str) -> Vec<Arc<Outbox>> {
         self.lock().get(user).cloned().unwrap_or_default()
     }

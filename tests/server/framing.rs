@@ -68,30 +68,13 @@ fn eof_and_reset_end_the_session_and_clear_presence() {
 #[test]
 fn start_up_failure_names_the_service() {
     let w = World::new("framing");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat_server"))
-        .arg("0")
-        .env("DB_HOST", "127.0.0.1")
-        .env("DB_PORT", "1")
-        .env("DB_NAME", &w.db_name)
-        .output()
-        .unwrap();
+    let out = w.server_command().env("DB_HOST", "127.0.0.1").env("DB_PORT", "1").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach PostgreSQL at 127.0.0.1:1/"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 
-    let s = &w.services;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chat_server"))
-        .arg("0")
-        .env("DB_HOST", &s.db_host)
-        .env("DB_PORT", s.db_port.to_string())
-        .env("DB_NAME", &w.db_name)
-        .env("DB_USER", &s.db_user)
-        .env("DB_PASS", &s.db_pass)
-        .env("REDIS_HOST", "127.0.0.1")
-        .env("REDIS_PORT", "1")
-        .output()
-        .unwrap();
+    let out = w.server_command().env("REDIS_HOST", "127.0.0.1").env("REDIS_PORT", "1").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach Redis at 127.0.0.1:1"), "{err}");

@@ -106,6 +106,26 @@ impl World {
         }
     }
 
+    /// `chat_server 0` with this world's database, Redis and key prefix.
+    pub fn server_command(&self) -> Command {
+        let s = &self.services;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_server"));
+        cmd.arg("0")
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("DB_HOST", &s.db_host)
+            .env("DB_PORT", s.db_port.to_string())
+            .env("DB_NAME", &self.db_name)
+            .env("DB_USER", &s.db_user)
+            .env("DB_PASS", &s.db_pass)
+            .env("DB_POOL_SIZE", "4")
+            .env("REDIS_HOST", &s.redis_host)
+            .env("REDIS_PORT", s.redis_port.to_string())
+            .env("REDIS_KEY_PREFIX", &self.prefix)
+            .env("HASH_WORKERS", "1")
+            .env("LOG_LEVEL", "info");
+        cmd
+    }
+
     pub fn start_server(&self) -> ServerProc {
         self.start_server_with(&[])
     }
@@ -136,26 +156,9 @@ pub struct ServerProc {
 
 impl ServerProc {
     fn start(world: &World, extra_env: &[(&str, &str)]) -> ServerProc {
-        let s = &world.services;
         let pod_id = unique("pod");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_server"));
-        cmd.arg("0")
-            .env("BIND_ADDR", "127.0.0.1")
-            .env("DB_HOST", &s.db_host)
-            .env("DB_PORT", s.db_port.to_string())
-            .env("DB_NAME", &world.db_name)
-            .env("DB_USER", &s.db_user)
-            .env("DB_PASS", &s.db_pass)
-            .env("DB_POOL_SIZE", "4")
-            .env("REDIS_HOST", &s.redis_host)
-            .env("REDIS_PORT", s.redis_port.to_string())
-            .env("REDIS_KEY_PREFIX", &world.prefix)
-            .env("HOSTNAME", &pod_id)
-            .env("HASH_WORKERS", "1")
-            .env("LOG_LEVEL", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut cmd = world.server_command();
+        cmd.env("HOSTNAME", &pod_id).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
