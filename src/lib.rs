@@ -16,7 +16,9 @@
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
+//! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
+pub mod autoscaler;
 pub mod client;
 pub mod config;
 pub mod connection;

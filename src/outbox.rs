@@ -272,12 +272,7 @@ fn flusher_loop(rx: Receiver<Arc<Outbox>>) {
                 Err(_) => return,
             }
         }
-        loop {
-            match rx.try_recv() {
-                Ok(o) => watched.push(o),
-                Err(_) => break,
-            }
-        }
+        watched.extend(rx.try_iter());
         let mut fds: Vec<libc::pollfd> = watched
             .iter()
             .map(|o| libc::pollfd { fd: o.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 })

@@ -14,8 +14,8 @@
 //! the reaper: pods whose alive key is gone lose their users. So a dead
 //! pod's users are gone within TTL + TTL/3 (20 s with the default 15 s).
 //!
-//! Counting live users ([`count_online`]) is the reaper (O(pods)) plus
-//! `SCARD`: cheap enough for the autoscaler to poll.
+//! Counting live users ([`count_online`], [`OnlineCounter`]) is the reaper
+//! (O(pods)) plus `SCARD`: cheap enough for the autoscaler to poll.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::redis_store::{failed, Keys, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
+use crate::redis_store::{failed, Keys, RedisConnector, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
 
 /// A session starts. KEYS: online_users, pods, pod users, user pods, pod
 /// alive. ARGV: username, pod, ttl seconds.
@@ -119,7 +119,7 @@ return 1
 
 /// Reaps pods that stopped their heartbeat and returns
 /// (live users, reaped pod ids). What the autoscaler polls.
-pub fn count_online(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+fn count_online(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
     let mut out: Vec<redis::Value> = REAP_AND_COUNT
         .key(keys.pods())
         .key(keys.online_users())
@@ -134,6 +134,41 @@ pub fn count_online(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(u
     let count: usize = redis::from_redis_value(&out.remove(0)).map_err(failed("reading the online count"))?;
     let reaped: Vec<String> = out.iter().filter_map(|v| redis::from_redis_value(v).ok()).collect();
     Ok((count, reaped))
+}
+
+/// Counts the users with a live session on any pod, for the autoscaler:
+/// one connection of its own, opened again after any failure.
+pub struct OnlineCounter {
+    connector: RedisConnector,
+    conn: Option<redis::Connection>,
+    keys: Keys,
+}
+
+impl OnlineCounter {
+    /// Connects lazily: a Redis that is down at start is retried per count.
+    pub fn new(connector: RedisConnector, keys: Keys) -> Self {
+        OnlineCounter { connector, conn: None, keys }
+    }
+
+    /// Users online now, after reaping pods whose heartbeat stopped.
+    pub fn count(&mut self) -> RedisResult<usize> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.connector.connect().map_err(failed("connecting"))?),
+        };
+        match count_online(conn, &self.keys) {
+            Ok((count, reaped)) => {
+                for pod in reaped {
+                    log::info!("pod {pod} stopped its heartbeat: its users left presence");
+                }
+                Ok(count)
+            }
+            Err(e) => {
+                self.conn = None;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// This pod's view of presence.
@@ -161,7 +196,7 @@ impl Presence {
         (self.ttl / 3).max(Duration::from_millis(200))
     }
 
-    fn conn(&self, action: &str) -> RedisResult<r2d2::PooledConnection<crate::redis_store::RedisConnector>> {
+    fn conn(&self, action: &str) -> RedisResult<r2d2::PooledConnection<RedisConnector>> {
         self.pool.get().map_err(failed(action.to_string()))
     }
 

@@ -1,9 +1,8 @@
-//! Configuration of `chat_server`: every environment variable it reads, with
-//! the original chatp names and defaults, built once into a typed
-//! [`ServerConfig`]. Nothing else in the crate calls `std::env::var`.
+//! `chat_server`'s configuration.
 
-use std::fmt;
 use std::time::Duration;
+
+use super::{shared_env_help, ConfigError, Env, RedisConfig};
 
 /// Everything `chat_server` needs to start.
 #[derive(Debug, Clone)]
@@ -51,72 +50,17 @@ pub struct DbConfig {
     pub pool_size: u32,
 }
 
-/// Redis connection (`REDIS_*`).
-#[derive(Debug, Clone)]
-pub struct RedisConfig {
-    /// `REDIS_HOST`, default `localhost`.
-    pub host: String,
-    /// `REDIS_PORT`, default 6379.
-    pub port: u16,
-    /// `REDIS_PASSWORD`; empty means none.
-    pub password: Option<String>,
-    /// Prefix of every key and channel (`REDIS_KEY_PREFIX`, default empty),
-    /// so several chatp deployments can share one Redis. Empty keeps the
-    /// original key names (`online_users`).
-    pub key_prefix: String,
-}
-
-/// A variable that is set but cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub variable: String,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={:?} is not valid: expected {}", self.variable, self.value, self.expected)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 /// The variables `chat_server --help` lists, with their defaults.
-pub const SERVER_ENV_HELP: &str = "\
+pub const SERVER_ENV_HELP: &str = concat!(
+    "\
 Environment (defaults in brackets):
   DB_HOST [localhost]  DB_PORT [5432]  DB_NAME [chatdb]
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
-  REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_PASSWORD [empty: none]
-  REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel
   HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
-  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]  LOG_LEVEL [info]";
-
-/// Reads variables through a lookup function, so tests need no process env.
-pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn string(&self, name: &str, default: &str) -> String {
-        self.0(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
-    }
-
-    fn parsed<T: std::str::FromStr>(&self, name: &str, default: T, expected: &'static str) -> Result<T, ConfigError> {
-        match self.0(name).filter(|v| !v.is_empty()) {
-            None => Ok(default),
-            Some(v) => v.trim().parse().map_err(|_| ConfigError { variable: name.into(), value: v, expected }),
-        }
-    }
-
-    fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
-        let expected = "a whole number greater than 0";
-        let v = self.parsed(name, default, expected)?;
-        if v == 0 {
-            return Err(ConfigError { variable: name.into(), value: "0".into(), expected });
-        }
-        Ok(v)
-    }
-}
+  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]",
+    shared_env_help!()
+);
 
 impl ServerConfig {
     /// Builds the configuration from the process environment.
@@ -125,12 +69,6 @@ impl ServerConfig {
     }
 
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(port: u16, env: &Env<F>) -> Result<Self, ConfigError> {
-        let level = env.string("LOG_LEVEL", "info");
-        let log_level = level.parse().map_err(|_| ConfigError {
-            variable: "LOG_LEVEL".into(),
-            value: level.clone(),
-            expected: "one of off, error, warn, info, debug, trace",
-        })?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(ServerConfig {
             port,
@@ -143,18 +81,13 @@ impl ServerConfig {
                 password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
                 pool_size: env.positive("DB_POOL_SIZE", 16)? as u32,
             },
-            redis: RedisConfig {
-                host: env.string("REDIS_HOST", "localhost"),
-                port: env.parsed("REDIS_PORT", 6379, "a port number")?,
-                password: env.0("REDIS_PASSWORD").filter(|p| !p.is_empty()),
-                key_prefix: env.string("REDIS_KEY_PREFIX", ""),
-            },
+            redis: RedisConfig::from_lookup(env)?,
             pod_id: env.string("HOSTNAME", &format!("chat-server-{}", std::process::id())),
             max_connections: env.positive("MAX_CONNECTIONS", 10_000)? as usize,
             outbound_queue: env.positive("OUTBOUND_QUEUE", 256)? as usize,
             presence_ttl: Duration::from_secs(env.positive("PRESENCE_TTL_SECS", 15)?),
             hash_workers: env.positive("HASH_WORKERS", cores as u64)? as usize,
-            log_level,
+            log_level: env.log_level()?,
         })
     }
 }

@@ -1,0 +1,159 @@
+//! `chat_autoscaler`: keeps one chat pod per few online users. Each tick
+//! is fetch (users online from Redis presence, replicas from the Kubernetes
+//! API), decide ([`policy`], pure), apply (PATCH the scale when it changes),
+//! and one log line.
+
+pub mod kube_api;
+mod policy;
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use crate::config::AutoscalerConfig;
+use crate::presence::OnlineCounter;
+use crate::redis_store::{Keys, RedisConnector, RedisError};
+use kube_api::{DeploymentRef, KubeApi, ScaleError};
+pub use policy::{Action, Decision, Policy, Recommendations};
+
+/// Longest wait between two tries after failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The autoscaler: its sources, its memory of recent recommendations.
+pub struct Autoscaler {
+    policy: Policy,
+    check_interval: Duration,
+    counter: OnlineCounter,
+    kube: KubeApi,
+    recent: Recommendations,
+    dry_run: bool,
+}
+
+/// Why a tick made no change it should have made.
+#[derive(Debug)]
+pub enum Cause {
+    Redis(RedisError),
+    Kube(Box<ScaleError>),
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Redis(e) => write!(f, "{e}"),
+            Cause::Kube(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// A failed tick, with what it saw before failing.
+#[derive(Debug)]
+pub struct TickError {
+    pub users: Option<usize>,
+    /// The decision, when the failure was applying it.
+    pub decision: Option<Decision>,
+    pub cause: Cause,
+}
+
+/// The tick's log line: `users=7 current=? action=skipped reason="..."`, or
+/// the decision followed by `failed="..."` when the PATCH failed.
+impl fmt::Display for TickError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cause = self.cause.to_string();
+        match (&self.decision, self.users) {
+            (Some(d), _) => write!(f, "{d} failed={cause:?}"),
+            (None, Some(users)) => write!(f, "users={users} current=? action=skipped reason={cause:?}"),
+            (None, None) => write!(f, "users=? current=? action=skipped reason={cause:?}"),
+        }
+    }
+}
+
+impl std::error::Error for TickError {}
+
+impl Autoscaler {
+    /// Builds the clients; connects to nothing yet.
+    pub fn new(cfg: &AutoscalerConfig, dry_run: bool) -> Result<Self, Box<dyn std::error::Error>> {
+        let connector = RedisConnector::new(&cfg.redis)?;
+        let target = DeploymentRef { namespace: cfg.namespace.clone(), name: cfg.deployment.clone() };
+        Ok(Autoscaler {
+            policy: cfg.policy.clone(),
+            check_interval: cfg.check_interval,
+            counter: OnlineCounter::new(connector, Keys::new(&cfg.redis.key_prefix)),
+            kube: KubeApi::new(&cfg.kube, target)?,
+            recent: Recommendations::new(),
+            dry_run,
+        })
+    }
+
+    /// One look: count, read the replicas, decide, apply. Without a count
+    /// nothing is decided (an unknown count never removes a pod).
+    pub fn tick(&mut self, now: Instant) -> Result<Decision, TickError> {
+        let users = self.counter.count().map_err(|e| TickError { users: None, decision: None, cause: Cause::Redis(e) })?;
+        let current = self.kube.replicas().map_err(|e| TickError { users: Some(users), decision: None, cause: Cause::Kube(Box::new(e)) })?;
+        let decision = self.policy.decide(users, current, now, &mut self.recent);
+        if decision.changes_replicas() && !self.dry_run {
+            self.kube.set_replicas(decision.target).map_err(|e| TickError {
+                users: Some(users),
+                decision: Some(decision.clone()),
+                cause: Cause::Kube(Box::new(e)),
+            })?;
+        }
+        Ok(decision)
+    }
+
+    /// One tick with its log line; true if it succeeded.
+    pub fn tick_and_log(&mut self) -> bool {
+        match self.tick(Instant::now()) {
+            Ok(d) if d.changes_replicas() && self.dry_run => log::info!("{d} dry-run=not-patched"),
+            Ok(d) => log::info!("{d}"),
+            Err(e) => {
+                log::warn!("{e}");
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Ticks every `CHECK_INTERVAL` until `stop` receives or closes. After
+    /// failures the wait doubles, up to [`MAX_BACKOFF`].
+    pub fn run(&mut self, stop: &Receiver<()>) {
+        let mut failures = 0u32;
+        loop {
+            let wait = if self.tick_and_log() {
+                failures = 0;
+                self.check_interval
+            } else {
+                failures += 1;
+                let wait = backoff(self.check_interval, failures);
+                if wait > self.check_interval {
+                    log::info!("{failures} failed ticks in a row: next try in {}s", wait.as_secs());
+                }
+                wait
+            };
+            match stop.recv_timeout(wait) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
+
+/// Wait after `failures` failed ticks in a row: the interval, then twice
+/// it, four times... up to [`MAX_BACKOFF`] (never below the interval).
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(10);
+    (interval * factor).min(MAX_BACKOFF.max(interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_interval_up_to_five_minutes() {
+        let s = Duration::from_secs;
+        let waits: Vec<u64> = (1..=7).map(|f| backoff(s(10), f).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(backoff(s(600), 3), s(600));
+    }
+}

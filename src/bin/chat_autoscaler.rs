@@ -1,0 +1,87 @@
+//! `chat_autoscaler [--once] [--dry-run]`: reads the configuration, then
+//! scales the chat Deployment from the online-user count until SIGTERM or
+//! SIGINT (or after one tick with `--once`).
+
+use std::process::ExitCode;
+
+use chatp::autoscaler::Autoscaler;
+use chatp::config::{AutoscalerConfig, AUTOSCALER_ENV_HELP};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
+
+const USAGE: &str = "\
+usage: chat_autoscaler [--once] [--dry-run]
+
+Sets the replicas of the chat Deployment to one pod per USERS_PER_POD users
+online (read from the chat servers' presence in Redis), between MIN_REPLICAS
+and MAX_REPLICAS; scales down only after SCALE_DOWN_DELAY of lower counts.
+
+  --once     one decision, then exit: 0 if it was made (and applied), 1 if not
+  --dry-run  decide and log, never change the Deployment";
+
+fn main() -> ExitCode {
+    let (mut once, mut dry_run) = (false, false);
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--once" => once = true,
+            "--dry-run" => dry_run = true,
+            "--help" | "-h" => {
+                println!("{USAGE}\n\n{AUTOSCALER_ENV_HELP}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("chat_autoscaler: unknown argument {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let cfg = match AutoscalerConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("chat_autoscaler: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log_cfg = ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
+    let _ = TermLogger::init(cfg.log_level, log_cfg, TerminalMode::Stderr, ColorChoice::Never);
+
+    let mut autoscaler = match Autoscaler::new(&cfg, dry_run) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("chat_autoscaler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let p = &cfg.policy;
+    log::info!(
+        "scaling deployment {:?} in namespace {:?} through {}: {}..{} pods, {} users per pod, \
+         every {}s, scale-down delay {}s{}",
+        cfg.deployment,
+        cfg.namespace,
+        cfg.kube.url,
+        p.min_replicas,
+        p.max_replicas,
+        p.users_per_pod,
+        cfg.check_interval.as_secs(),
+        p.scale_down_delay.as_secs(),
+        if dry_run { " (dry run: no changes)" } else { "" }
+    );
+    if once {
+        return if autoscaler.tick_and_log() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+    match Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: stopping");
+                    let _ = stop_tx.send(());
+                }
+            });
+        }
+        Err(e) => log::warn!("cannot handle SIGTERM/SIGINT: {e}"),
+    }
+    autoscaler.run(&stop_rx);
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,105 @@
+//! Configuration: every environment variable chatp's binaries read, with
+//! the original chatp names and defaults, built once into one typed config
+//! per binary ([`ServerConfig`], [`AutoscalerConfig`]). Nothing else in the
+//! crate calls `std::env::var`.
+
+mod autoscaler;
+mod server;
+
+use std::fmt;
+
+pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
+pub use server::{DbConfig, ServerConfig, SERVER_ENV_HELP};
+
+/// Redis connection (`REDIS_*`).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_HOST`, default `localhost`.
+    pub host: String,
+    /// `REDIS_PORT`, default 6379.
+    pub port: u16,
+    /// `REDIS_PASSWORD`; empty means none.
+    pub password: Option<String>,
+    /// Prefix of every key and channel (`REDIS_KEY_PREFIX`, default empty),
+    /// so several chatp deployments can share one Redis. Empty keeps the
+    /// original key names (`online_users`).
+    pub key_prefix: String,
+}
+
+impl RedisConfig {
+    fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(RedisConfig {
+            host: env.string("REDIS_HOST", "localhost"),
+            port: env.parsed("REDIS_PORT", 6379, "a port number")?,
+            password: env.0("REDIS_PASSWORD").filter(|p| !p.is_empty()),
+            key_prefix: env.string("REDIS_KEY_PREFIX", ""),
+        })
+    }
+}
+
+/// The Redis and log variables, as every binary's `--help` lists them
+/// (a macro, so the help texts can be `concat!`ed constants).
+macro_rules! shared_env_help {
+    () => {
+        "
+  REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_PASSWORD [empty: none]
+  REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel; must be
+                             the same for chat_server and chat_autoscaler
+  LOG_LEVEL [info]   off, error, warn, info, debug"
+    };
+}
+use shared_env_help;
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    /// What would be valid, e.g. "a port number".
+    pub expected: String,
+}
+
+impl ConfigError {
+    pub fn new(variable: &str, value: &str, expected: &str) -> Self {
+        ConfigError { variable: variable.into(), value: value.into(), expected: expected.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?} is not valid: expected {}", self.variable, self.value, self.expected)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads variables through a lookup function, so tests need no process env.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    fn string(&self, name: &str, default: &str) -> String {
+        self.0(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    }
+
+    fn parsed<T: std::str::FromStr>(&self, name: &str, default: T, expected: &str) -> Result<T, ConfigError> {
+        match self.0(name).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.trim().parse().map_err(|_| ConfigError::new(name, &v, expected)),
+        }
+    }
+
+    fn log_level(&self) -> Result<log::LevelFilter, ConfigError> {
+        let level = self.string("LOG_LEVEL", "info");
+        level.parse().map_err(|_| ConfigError::new("LOG_LEVEL", &level, "one of off, error, warn, info, debug, trace"))
+    }
+
+    fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
+        let expected = "a whole number greater than 0";
+        let v = self.parsed(name, default, expected)?;
+        if v == 0 {
+            return Err(ConfigError::new(name, "0", expected));
+        }
+        Ok(v)
+    }
+}
+
