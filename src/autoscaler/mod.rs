@@ -55,15 +55,16 @@ pub struct TickError {
     pub cause: Cause,
 }
 
-/// The tick's log line: `users=7 current=? action=skipped reason="..."`, or
-/// the decision followed by `failed="..."` when the PATCH failed.
+/// The tick's log line: `users=7 current=? action=skipped reason=...`, or
+/// the decision followed by `failed=...` when the PATCH failed; the reason
+/// runs to the end of the line.
 impl fmt::Display for TickError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cause = self.cause.to_string();
+        let cause = &self.cause;
         match (&self.decision, self.users) {
-            (Some(d), _) => write!(f, "{d} failed={cause:?}"),
-            (None, Some(users)) => write!(f, "users={users} current=? action=skipped reason={cause:?}"),
-            (None, None) => write!(f, "users=? current=? action=skipped reason={cause:?}"),
+            (Some(d), _) => write!(f, "{d} failed={cause}"),
+            (None, Some(users)) => write!(f, "users={users} current=? action=skipped reason={cause}"),
+            (None, None) => write!(f, "users=? current=? action=skipped reason={cause}"),
         }
     }
 }

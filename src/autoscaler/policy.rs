@@ -88,7 +88,7 @@ impl fmt::Display for Decision {
                 write!(f, "action=pending-down left={}s", left.as_secs_f64().ceil() as u64)
             }
             Action::None => write!(f, "action=none"),
-            Action::Paused => write!(f, "action=skipped reason=\"replicas are 0 (scaled by hand): paused until scaled up\""),
+            Action::Paused => write!(f, "action=skipped reason=replicas are 0 (scaled by hand): paused until scaled up"),
         }
     }
 }

@@ -1,0 +1,18 @@
+//! Integration tests of chatp's binaries, on the real PostgreSQL and Redis
+//! of this test run (see `scripts/test.sh`): `chat_server` and `chat_client`
+//! over TCP (exact lines, built with the constructors of `chatp::protocol`),
+//! `chat_autoscaler` against a fake Kubernetes API ([`fake_kube`]).
+
+mod fake_kube;
+mod support;
+
+mod auth;
+mod autoscaler;
+mod broadcast;
+mod client;
+mod framing;
+mod groups;
+mod pods;
+mod private;
+mod slow_client;
+mod store_failure;
