@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use log::{info, warn};
+use log::{debug, info, warn};
 
 use crate::connection::{Connection, Ended, Step};
 use crate::outbox::Outbox;
@@ -28,13 +28,13 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     let stream = Arc::new(stream);
     let outbox = Outbox::new(Arc::clone(&stream), ctx.outbound_queue, &ctx.flusher, peer.to_string());
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
-    info!("connect {peer}");
+    debug!("connect {peer}");
 
     let login = auth::authenticate(ctx, &mut conn, peer);
     let (user, session_id) = match login {
         Ok(l) => l,
         Err(why) => {
-            info!("disconnect {peer} before login: {why}");
+            debug!("disconnect {peer} before login: {why}");
             outbox.drain(LOGOUT_DRAIN);
             outbox.close("session over");
             return;

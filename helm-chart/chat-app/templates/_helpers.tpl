@@ -1,0 +1,185 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "chat-app.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+Component names add a suffix, so the prefix leaves room for it.
+*/}}
+{{- define "chat-app.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "chat-app.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels. Call with (dict "root" $ "component" "chat-server").
+*/}}
+{{- define "chat-app.labels" -}}
+helm.sh/chart: {{ include "chat-app.chart" .root }}
+{{ include "chat-app.selectorLabels" . }}
+{{- if .root.Chart.AppVersion }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: chatp
+{{- end }}
+
+{{/*
+Selector labels of one component. Call with (dict "root" $ "component" "redis").
+*/}}
+{{- define "chat-app.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "chat-app.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Names of the components' resources.
+*/}}
+{{- define "chat-app.chatServer.fullname" -}}
+{{- printf "%s-chat-server" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{- define "chat-app.postgresql.fullname" -}}
+{{- printf "%s-postgresql" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{- define "chat-app.redis.fullname" -}}
+{{- printf "%s-redis" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{- define "chat-app.autoscaler.fullname" -}}
+{{- printf "%s-autoscaler" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{/*
+The autoscaler's ServiceAccount.
+*/}}
+{{- define "chat-app.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "chat-app.autoscaler.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference. `image` is either a map (repository, tag, pullPolicy)
+or a string ("postgres:15"), as older values files have it; an empty tag is
+the chart's appVersion. Call with (dict "image" .Values.x.image "root" $).
+*/}}
+{{- define "chat-app.image" -}}
+{{- if kindIs "string" .image }}
+{{- .image }}
+{{- else }}
+{{- printf "%s:%s" .image.repository (.image.tag | default .root.Chart.AppVersion | toString) }}
+{{- end }}
+{{- end }}
+
+{{- define "chat-app.pullPolicy" -}}
+{{- if kindIs "map" .image }}
+{{- .image.pullPolicy | default "IfNotPresent" }}
+{{- else -}}
+IfNotPresent
+{{- end }}
+{{- end }}
+
+{{/*
+The Secrets and keys holding the passwords.
+*/}}
+{{- define "chat-app.credentialsSecret" -}}
+{{- printf "%s-credentials" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{- define "chat-app.db.secretName" -}}
+{{- .Values.postgresql.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- end }}
+
+{{- define "chat-app.redis.secretName" -}}
+{{- .Values.redis.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- end }}
+
+{{/*
+Where chatp finds PostgreSQL and Redis: in the release or outside it.
+*/}}
+{{- define "chat-app.db.host" -}}
+{{- if .Values.postgresql.enabled }}
+{{- include "chat-app.postgresql.fullname" . }}
+{{- else }}
+{{- required "externalDatabase.host is required when postgresql.enabled is false" .Values.externalDatabase.host }}
+{{- end }}
+{{- end }}
+
+{{- define "chat-app.db.port" -}}
+{{- if .Values.postgresql.enabled }}5432{{ else }}{{ .Values.externalDatabase.port }}{{ end }}
+{{- end }}
+
+{{- define "chat-app.redis.host" -}}
+{{- if .Values.redis.enabled }}
+{{- include "chat-app.redis.fullname" . }}
+{{- else }}
+{{- required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host }}
+{{- end }}
+{{- end }}
+
+{{- define "chat-app.redis.port" -}}
+{{- if .Values.redis.enabled }}6379{{ else }}{{ .Values.externalRedis.port }}{{ end }}
+{{- end }}
+
+{{/*
+Environment of every pod that talks to Redis: REDIS_HOST, REDIS_PORT and,
+with auth, REDIS_PASSWORD from the Secret.
+*/}}
+{{- define "chat-app.redis.env" -}}
+- name: REDIS_HOST
+  value: {{ include "chat-app.redis.host" . | quote }}
+- name: REDIS_PORT
+  value: {{ include "chat-app.redis.port" . | quote }}
+{{- if .Values.redis.auth.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "chat-app.redis.secretName" . }}
+      key: redis-password
+{{- end }}
+{{- end }}
+
+{{/*
+Pod and container security: non-root, read-only root filesystem, no
+capabilities, the runtime's seccomp profile. Call with the user id.
+*/}}
+{{- define "chat-app.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ . }}
+runAsGroup: {{ . }}
+fsGroup: {{ . }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "chat-app.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+{{- end }}
