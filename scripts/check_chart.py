@@ -1,0 +1,120 @@
+"""Checks what `helm lint` cannot see in the rendered chat-app chart.
+
+usage: check_chart.py <rendered.yaml> <default|flipped|external> <repo root>
+
+Run by scripts/check-deploy.sh on `helm template` output. Exits non-zero
+with one line per problem.
+"""
+
+import re
+import sys
+
+import yaml
+
+rendered, variant, root = sys.argv[1], sys.argv[2], sys.argv[3]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+problems = []
+
+
+def check(cond, what):
+    if not cond:
+        problems.append(f"{variant}: {what}")
+
+
+def of_kind(kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def component(kind, name):
+    found = [d for d in of_kind(kind) if d["metadata"]["labels"].get("app.kubernetes.io/component") == name]
+    return found[0] if found else None
+
+
+def pod_specs():
+    for d in docs:
+        if d["kind"] in ("Deployment", "StatefulSet"):
+            yield d["metadata"]["name"], d["spec"]["template"]["spec"]
+        elif d["kind"] == "Pod":
+            yield d["metadata"]["name"], d["spec"]
+
+
+def env_of(container):
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+# Every pod: non-root, read-only root filesystem, no capabilities; only the
+# autoscaler gets a ServiceAccount token.
+for name, spec in pod_specs():
+    check(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{name} may run as root")
+    for c in spec["containers"]:
+        sc = c.get("securityContext", {})
+        check(sc.get("readOnlyRootFilesystem") is True, f"{name}/{c['name']} has a writable root filesystem")
+        check(sc.get("allowPrivilegeEscalation") is False, f"{name}/{c['name']} allows privilege escalation")
+        check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}/{c['name']} keeps capabilities")
+    wants_token = "serviceAccountName" in spec
+    check(spec.get("automountServiceAccountToken") is wants_token, f"{name}: token mounted only for the autoscaler")
+
+# The chat server: its port, Service, graceful stop.
+chat = component("Deployment", "chat-server")
+check(chat is not None, "no chat-server Deployment")
+chat_name = chat["metadata"]["name"]
+chat_spec = chat["spec"]["template"]["spec"]
+container = chat_spec["containers"][0]
+port = int(container["args"][0])
+check(container["ports"] == [{"name": "chat", "containerPort": port}], "chat port is not the one chat_server listens on")
+pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+check(chat_spec["terminationGracePeriodSeconds"] >= pre_stop + 10, "grace period leaves no time to close connections")
+svc = component("Service", "chat-server")
+check(svc["spec"]["ports"][0]["targetPort"] == "chat", "Service does not target the chat port")
+env = env_of(container)
+check(env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "chat pods are not named by their pod name")
+
+autoscaler = component("Deployment", "autoscaler")
+if variant == "external":
+    check(autoscaler is None, "autoscaler rendered though disabled")
+    check(chat["spec"].get("replicas") == 3, "chatServer.replicas not applied without the autoscaler")
+    check(env["DB_HOST"] == "db.example.internal" and env["DB_PORT"] == "6432", "externalDatabase not used")
+    check(env["REDIS_HOST"] == "redis.example.internal", "externalRedis not used")
+    check(not of_kind("StatefulSet") and not component("Deployment", "redis"), "built-in stores rendered though disabled")
+else:
+    # The autoscaler owns replicas: the chart must not set them.
+    check("replicas" not in chat["spec"], "chat-server replicas set by the chart although the autoscaler owns them")
+    as_spec = autoscaler["spec"]["template"]["spec"]
+    as_env = env_of(as_spec["containers"][0])
+    check(as_env["DEPLOYMENT_NAME"] == chat_name, "autoscaler scales another deployment")
+    check(as_env["NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "autoscaler NAMESPACE not the pod's")
+    check(env.get("REDIS_PASSWORD") == as_env.get("REDIS_PASSWORD"), "chat pods and autoscaler see different Redis")
+    roles = of_kind("Role")
+    if variant == "default":
+        check(len(roles) == 1, "expected one Role")
+        rules = roles[0]["rules"] if roles else []
+        least = [{"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [chat_name], "verbs": ["get", "patch"]}]
+        check(rules == least, f"autoscaler Role is not the least that works: {rules}")
+        binding = of_kind("RoleBinding")[0]
+        check(binding["roleRef"]["name"] == roles[0]["metadata"]["name"], "RoleBinding binds another Role")
+        check(binding["subjects"][0]["name"] == as_spec["serviceAccountName"], "RoleBinding binds another ServiceAccount")
+        check(of_kind("ServiceAccount")[0]["metadata"]["name"] == as_spec["serviceAccountName"], "ServiceAccount missing")
+        check(len(of_kind("PodDisruptionBudget")) == 1, "no PodDisruptionBudget")
+        check(svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 30080, "not NodePort 30080")
+        check(svc["spec"]["ports"][0]["port"] == 8080 and port == 8080, "not port 8080")
+        secret = of_kind("Secret")[0]
+        check(set(secret["data"]) == {"db-password", "redis-password"}, "generated Secret lacks a password")
+    else:
+        check(not roles and not of_kind("RoleBinding") and not of_kind("ServiceAccount"), "rbac/serviceAccount create=false ignored")
+        check(as_spec["serviceAccountName"] == "chat-ops", "serviceAccount.name ignored")
+        check(as_env["MIN_REPLICAS"] == "2" and as_env["SCALE_DOWN_DELAY"] == "0", "autoscaler values not passed")
+
+    # The schema ConfigMap is the repository's schema.sql.
+    schema = open(f"{root}/schema.sql").read()
+    maps = [d for d in of_kind("ConfigMap") if "01-schema.sql" in d.get("data", {})]
+    check(len(maps) == 1 and maps[0]["data"]["01-schema.sql"] == schema.rstrip("\n"), "initdb ConfigMap differs from schema.sql")
+
+# `helm test` expects the server's first line, as src/protocol.rs spells it.
+token = re.search(r'pub const AUTH_REQUEST: &str = "([^"]+)"', open(f"{root}/src/protocol.rs").read())
+test_pods = [d for d in of_kind("Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+check(len(test_pods) == 1, "no helm test pod")
+check(token is not None and f'"{token.group(1)}"' in test_pods[0]["spec"]["containers"][0]["command"][-1], "helm test does not expect AUTH_REQUEST")
+
+for p in problems:
+    print(f"check_chart: {p}", file=sys.stderr)
+sys.exit(1 if problems else 0)
