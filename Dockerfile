@@ -9,6 +9,7 @@
 
 ARG RUST_VERSION=1.95.0
 
+# Bookworm, as the runtime image: the binary needs no newer glibc than it has.
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
