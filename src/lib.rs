@@ -15,6 +15,7 @@
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
+//! - [`sys`]: process limits (open files).
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
@@ -31,3 +32,4 @@ pub mod protocol;
 pub mod redis_store;
 pub mod router;
 pub mod server;
+pub mod sys;

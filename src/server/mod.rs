@@ -102,7 +102,7 @@ impl Server {
     /// Connects to PostgreSQL and Redis, applies the schema, cleans up what
     /// an earlier process with this pod id left, subscribes and binds.
     pub fn start(cfg: &ServerConfig) -> Result<Server, StartError> {
-        raise_open_files_limit();
+        crate::sys::raise_open_files_limit();
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
         let db = DbManager::connect(&cfg.db).map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
@@ -246,16 +246,4 @@ fn start_heartbeat(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
         })
         .expect("spawn heartbeat thread");
     (tx, handle)
-}
-
-/// Raises the soft open-files limit to the hard one: each client is a file.
-fn raise_open_files_limit() {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
