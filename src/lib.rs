@@ -17,9 +17,11 @@
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
 //! - [`sys`]: process limits (open files).
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
+//! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
 pub mod autoscaler;
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod connection;

@@ -474,6 +474,32 @@ pub enum ServerLine<'a> {
     Other(&'a str),
 }
 
+/// An acknowledgement of a sent message, as a load generator reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// `SENT:`; whether the recipient was online.
+    Sent { delivered: bool },
+    /// `BROADCAST_SENT:`: (reached, other users online).
+    BroadcastSent { reached: usize, others_online: usize },
+    GroupSent,
+}
+
+/// Parses `SENT:`, `BROADCAST_SENT:` and `GROUP_SENT:` lines.
+pub fn parse_ack(line: &str) -> Option<Ack> {
+    let (token, body) = line.split_once(':')?;
+    match token {
+        SENT => Some(Ack::Sent { delivered: body == text::DELIVERED }),
+        GROUP_SENT => Some(Ack::GroupSent),
+        BROADCAST_SENT => {
+            let rest = body.strip_prefix("Broadcast sent to ")?;
+            let (reached, rest) = rest.split_once(" online users (of ")?;
+            let others = rest.strip_suffix(" total)")?;
+            Some(Ack::BroadcastSent { reached: reached.parse().ok()?, others_online: others.parse().ok()? })
+        }
+        _ => None,
+    }
+}
+
 pub fn parse_server_line(line: &str) -> ServerLine<'_> {
     if let Some(n) = parse_notification(line) {
         return ServerLine::Notification(n);
@@ -581,6 +607,10 @@ mod tests {
     #[test]
     fn client_side_parsing() {
         assert_eq!(parse_server_line(AUTH_REQUEST), ServerLine::AuthRequest);
+        assert_eq!(parse_ack(&sent(true)), Some(Ack::Sent { delivered: true }));
+        assert_eq!(parse_ack(&sent(false)), Some(Ack::Sent { delivered: false }));
+        assert_eq!(parse_ack(&broadcast_sent(3, 4)), Some(Ack::BroadcastSent { reached: 3, others_online: 4 }));
+        assert_eq!(parse_ack(&message("a", "SENT:x")), None);
         assert_eq!(parse_server_line(&create_success(4)), ServerLine::CreateSuccess(text::GROUP_CREATED, "4"));
         assert_eq!(parse_server_line(&group_chat_start("a b", 7)), ServerLine::GroupChatStart { name: "a b", id: "7" });
         assert_eq!(parse_server_line(&sent(true)), ServerLine::Info(text::DELIVERED));

@@ -4,11 +4,13 @@
 //! crate calls `std::env::var`.
 
 mod autoscaler;
+mod bench;
 mod server;
 
 use std::fmt;
 
 pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
+pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
 pub use server::{DbConfig, ServerConfig, SERVER_ENV_HELP};
 
 /// Redis connection (`REDIS_*`).

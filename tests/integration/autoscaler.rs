@@ -157,7 +157,8 @@ fn api_errors_are_one_line_that_names_the_fix() {
     let pod = users.pod(Duration::from_secs(60));
     users.log_in(&pod, 5);
     // (injected failure, extra env, what the line must say)
-    let table: [(Option<(&str, u16)>, &[(&str, &str)], &str); 5] = [
+    type Row<'a> = (Option<(&'a str, u16)>, &'a [(&'a str, &'a str)], &'a str);
+    let table: [Row; 5] = [
         (Some(("GET", 401)), &[], "401 Unauthorized: cannot get deployments/scale \"chat-server\" in namespace \"chat-test\""),
         (Some(("GET", 403)), &[], "403 Forbidden: the ServiceAccount may not get deployments/scale \"chat-server\""),
         (Some(("PATCH", 403)), &[], "403 Forbidden: the ServiceAccount may not patch deployments/scale \"chat-server\""),
