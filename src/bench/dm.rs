@@ -144,6 +144,10 @@ fn send(conn: &mut BenchConn, m: usize, clock: Clock, deadline: Instant, schedul
                         read = Err(e);
                         break;
                     }
+                    // Acks come in order: this one is for the message
+                    // scheduled at `first + every * k`.
+                    let k = (out.acked + out.undelivered - 1) as f64;
+                    out.acks.record(Instant::now().saturating_duration_since(first + every.mul_f64(k)));
                 }
                 out.sent = writer.join().expect("writer thread")?;
                 read

@@ -8,6 +8,7 @@ mod support;
 
 mod auth;
 mod autoscaler;
+mod bench;
 mod broadcast;
 mod client;
 mod framing;

@@ -1,0 +1,55 @@
+//! `chat_bench` smoke runs: every scenario, a few users and messages, on
+//! real servers; each must exit 0 (nothing lost) and report its figures.
+//! Never a throughput threshold: that is `scripts/bench.sh`'s job.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use crate::support::{unique, World};
+
+fn bench(args: &[&str], ports: &[u16]) -> HashMap<String, String> {
+    let host = |p: &u16| format!("127.0.0.1:{p}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_bench"));
+    cmd.args(args).args(["--hosts", &host(&ports[0]), "--prefix", &unique("bn"), "--timeout", "60"]);
+    if let Some(recv) = ports.get(1) {
+        cmd.args(["--recv-hosts", &host(recv)]);
+    }
+    let out = cmd.output().expect("run chat_bench");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "chat_bench {args:?} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
+    stdout.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect()
+}
+
+#[test]
+fn every_scenario_runs_without_loss() {
+    let world = World::new("bench");
+    let a = world.start_server();
+    let b = world.start_server();
+    let pid = a.child.id().to_string();
+
+    let s = bench(&["signup", "-n", "4", "-c", "2"], &[a.port]);
+    assert_eq!((s["ok"].as_str(), s["failed"].as_str()), ("4", "0"));
+    let s = bench(&["login", "-n", "4", "-c", "2", "--pid", &pid], &[a.port]);
+    assert_eq!(s["ok"], "4");
+    assert!(s["server_cpu_ms_each"].parse::<f64>().is_ok(), "{s:?}");
+
+    for (args, ports) in [
+        (vec!["dm", "-p", "2", "-m", "20"], vec![a.port]),
+        (vec!["dm", "-p", "2", "-m", "20"], vec![a.port, b.port]),
+        (vec!["dm", "-p", "2", "-m", "10", "--rate", "200"], vec![a.port]),
+    ] {
+        let s = bench(&args, &ports);
+        let sent = if args.contains(&"--rate") { "20" } else { "40" };
+        assert_eq!((s["sent"].as_str(), s["acked"].as_str(), s["delivered"].as_str()), (sent, sent, sent), "{args:?}");
+        assert_eq!((s["lost"].as_str(), s["duplicated"].as_str()), ("0", "0"), "{args:?}");
+        assert_eq!(s["cross_pod"], (ports.len() == 2).to_string());
+    }
+
+    let s = bench(&["broadcast", "-r", "3", "-m", "10"], &[a.port]);
+    assert_eq!((s["delivered"].as_str(), s["lost"].as_str()), ("30", "0"));
+
+    let s = bench(&["idle", "-c", "5", "-s", "1", "--pid", &pid], &[a.port]);
+    assert_eq!((s["up"].as_str(), s["alive_after_hold"].as_str()), ("5", "5"));
+    assert!(s["rss_per_conn_kib"].parse::<f64>().is_ok(), "{s:?}");
+}
