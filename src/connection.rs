@@ -9,8 +9,9 @@ use crate::framing::{Frame, LineFramer};
 use crate::outbox::Outbox;
 use crate::protocol::{self, text};
 
-/// Read buffer per connection: one full line fits.
-const READ_BUFFER: usize = 4096;
+/// Read buffer per connection. Small, as every idle connection holds one;
+/// longer lines are gathered by the framer.
+const READ_BUFFER: usize = 1024;
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -97,6 +98,10 @@ impl Connection {
 
     fn next_frame(&mut self) -> Step<Frame> {
         loop {
+            if self.reader.buffer().is_empty() {
+                // About to wait for the client: keep only a shallow stack.
+                crate::sys::release_unused_stack();
+            }
             let data = match self.reader.fill_buf() {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -2,8 +2,8 @@
 //! thread that has a line for that client (its own thread, other users'
 //! threads, the pub/sub listener).
 //!
-//! Lines go into a bounded crossbeam queue and are written whole, in queue
-//! order, by whichever thread holds the outbox's small write lock, using
+//! Lines go into a bounded queue (grown on demand, so an idle connection
+//! holds no buffer) and are written whole, in queue order, by whichever thread holds the outbox's small write lock, using
 //! non-blocking `send(MSG_DONTWAIT)`: nobody ever blocks on another client's
 //! socket. When the kernel's send buffer is full, the bytes left over wait
 //! in the outbox and the pod's single [`Flusher`] thread finishes them when
@@ -13,14 +13,15 @@
 //! full queue at once: it waits up to [`OWN_LINE_WAIT`] for room, which
 //! only slows that one client down.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 /// How long a client's own thread waits for room in its full queue before
 /// the client is declared stalled.
@@ -32,8 +33,13 @@ const BATCH_BYTES: usize = 8 * 1024;
 /// How long the flusher sleeps in `poll` before looking for new work.
 const FLUSHER_TICK: Duration = Duration::from_millis(100);
 
+/// Queue capacity kept after a burst; more is given back once it drains.
+const KEPT_QUEUE_CAPACITY: usize = 8;
+
 #[derive(Default)]
 struct WriteState {
+    /// Lines waiting, oldest first.
+    queue: VecDeque<String>,
     /// Bytes taken from the queue but not yet accepted by the kernel.
     pending: Vec<u8>,
     /// How much of `pending` has been sent.
@@ -47,9 +53,11 @@ struct WriteState {
 /// The write side of one client connection.
 pub struct Outbox {
     stream: Arc<TcpStream>,
-    queue_tx: Sender<String>,
-    queue_rx: Receiver<String>,
+    /// Most lines the queue holds.
+    capacity: usize,
     state: Mutex<WriteState>,
+    /// Signalled when the queue has room again or the outbox closes.
+    room: Condvar,
     flusher: Sender<Arc<Outbox>>,
     /// For logs: who this is (address, later the username).
     label: Mutex<String>,
@@ -57,12 +65,11 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(stream: Arc<TcpStream>, capacity: usize, flusher: &Flusher, label: String) -> Arc<Self> {
-        let (queue_tx, queue_rx) = bounded(capacity.max(1));
         Arc::new(Outbox {
             stream,
-            queue_tx,
-            queue_rx,
+            capacity: capacity.max(1),
             state: Mutex::new(WriteState::default()),
+            room: Condvar::new(),
             flusher: flusher.sender(),
             label: Mutex::new(label),
         })
@@ -92,46 +99,48 @@ impl Outbox {
     /// Queues a line for another user (never blocks). `false`: the client
     /// is gone or stalled (and is now disconnected).
     pub fn notify(self: &Arc<Self>, line: String) -> bool {
-        if self.is_closed() {
-            return false;
-        }
-        match self.queue_tx.try_send(line) {
-            Ok(()) => {
-                self.flush();
-                true
+        {
+            let mut st = self.lock();
+            if st.closed.is_some() {
+                return false;
             }
-            Err(TrySendError::Full(_)) => {
+            if st.queue.len() >= self.capacity {
+                drop(st);
                 self.close("outbound queue full (client not reading)");
-                false
+                return false;
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            st.queue.push_back(line);
         }
+        self.flush();
+        true
     }
 
     /// Queues a line from the client's own thread, waiting for room if the
     /// client is slow. `false`: the client is gone or stalled.
     pub fn send_own(self: &Arc<Self>, line: String) -> bool {
-        if self.is_closed() {
+        let mut st = self.lock();
+        if st.queue.len() >= self.capacity {
+            drop(st);
+            self.flush();
+            st = self.lock();
+            let (guard, wait) = self
+                .room
+                .wait_timeout_while(st, OWN_LINE_WAIT, |s| s.queue.len() >= self.capacity && s.closed.is_none())
+                .unwrap_or_else(|e| e.into_inner());
+            st = guard;
+            if wait.timed_out() {
+                drop(st);
+                self.close("outbound queue full for 30 s (client not reading)");
+                return false;
+            }
+        }
+        if st.closed.is_some() {
             return false;
         }
-        let queued = match self.queue_tx.try_send(line) {
-            Ok(()) => true,
-            Err(TrySendError::Full(line)) => {
-                self.flush();
-                match self.queue_tx.send_timeout(line, OWN_LINE_WAIT) {
-                    Ok(()) => true,
-                    Err(_) => {
-                        self.close("outbound queue full for 30 s (client not reading)");
-                        false
-                    }
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        };
-        if queued {
-            self.flush();
-        }
-        queued && !self.is_closed()
+        st.queue.push_back(line);
+        drop(st);
+        self.flush();
+        !self.is_closed()
     }
 
     /// Writes what can be written without blocking. Holds the write lock
@@ -143,16 +152,19 @@ impl Outbox {
                 return;
             }
             if st.sent == st.pending.len() {
-                st.pending.clear();
-                st.sent = 0;
-                while st.pending.len() < BATCH_BYTES {
-                    match self.queue_rx.try_recv() {
-                        Ok(line) => {
-                            st.pending.extend_from_slice(line.as_bytes());
-                            st.pending.push(b'\n');
-                        }
-                        Err(_) => break,
-                    }
+                let w = &mut *st;
+                w.pending.clear();
+                w.sent = 0;
+                while w.pending.len() < BATCH_BYTES {
+                    let Some(line) = w.queue.pop_front() else { break };
+                    w.pending.extend_from_slice(line.as_bytes());
+                    w.pending.push(b'\n');
+                }
+                if !w.pending.is_empty() {
+                    self.room.notify_all();
+                }
+                if w.queue.is_empty() && w.queue.capacity() > KEPT_QUEUE_CAPACITY {
+                    w.queue = VecDeque::new();
                 }
                 if st.pending.is_empty() {
                     // Give back a buffer a burst made large.
@@ -187,7 +199,7 @@ impl Outbox {
     /// True when nothing waits to be written.
     fn is_drained(&self) -> bool {
         let st = self.lock();
-        st.sent == st.pending.len() && self.queue_rx.is_empty()
+        st.sent == st.pending.len() && st.queue.is_empty()
     }
 
     /// Closes the connection: the client's thread wakes from its read and
@@ -196,7 +208,9 @@ impl Outbox {
         let mut st = self.lock();
         if st.closed.is_none() {
             st.closed = Some(reason.to_string());
+            st.queue = VecDeque::new();
             drop(st);
+            self.room.notify_all();
             let _ = self.stream.shutdown(Shutdown::Both);
         }
     }

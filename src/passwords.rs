@@ -1,13 +1,15 @@
 //! Password hashing: Argon2id PHC strings for new passwords (OWASP
 //! parameters m=19 MiB, t=2, p=1), constant-time checks of the 64-hex
 //! SHA-256 hashes a Python chatp database holds (upgraded to Argon2id at the
-//! first successful login), all on a fixed pool of worker threads so a burst
-//! of logins cannot take more than `workers` x 19 MiB of memory.
+//! first successful login), all on a fixed pool of worker threads, each
+//! with its own 19 MiB Argon2 work area allocated once: a burst of logins
+//! takes no more than `workers` x 19 MiB, and no login pays for mapping
+//! and zeroing fresh memory.
 
 use std::thread;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rand_core::OsRng;
 use sha2::{Digest, Sha256};
@@ -21,9 +23,8 @@ const LANES: u32 = 1;
 /// Jobs that may wait for a worker; senders block beyond that.
 const QUEUE_PER_WORKER: usize = 64;
 
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, PASSES, LANES, None).expect("valid Argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn params() -> Params {
+    Params::new(MEMORY_KIB, PASSES, LANES, None).expect("valid Argon2 parameters")
 }
 
 /// The result of checking a password against a stored hash.
@@ -34,35 +35,100 @@ pub enum Verdict {
     Valid { upgrade: Option<String> },
 }
 
-/// Hashes a new password (runs on the calling thread).
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("Argon2id hashing with valid parameters")
-        .to_string()
-}
-
 fn is_legacy_sha256(stored: &str) -> bool {
     stored.len() == 64 && stored.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Checks a password (runs on the calling thread).
+/// Hashes and checks passwords in memory it keeps: Argon2's 19 MiB work
+/// area is allocated once per worker, not once per login.
+pub struct Hasher {
+    blocks: Vec<Block>,
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher { blocks: vec![Block::default(); params().block_count()] }
+    }
+}
+
+impl Hasher {
+    /// A new Argon2id PHC string for `password`, with a random salt.
+    pub fn hash(&mut self, password: &str) -> String {
+        let salt = SaltString::generate(&mut OsRng);
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).expect("a generated salt decodes");
+        let params = params();
+        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+            argon2
+                .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut self.blocks)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .expect("Argon2id hashing with valid parameters");
+        PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).expect("valid parameters"),
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        }
+        .to_string()
+    }
+
+    /// Checks `password` against a stored Argon2 PHC string or legacy
+    /// SHA-256 hex digest (which is then upgraded).
+    pub fn verify(&mut self, password: &str, stored: &str) -> Verdict {
+        if is_legacy_sha256(stored) {
+            let Ok(expected) = hex::decode(stored) else { return Verdict::Invalid };
+            let actual = Sha256::digest(password.as_bytes());
+            if bool::from(actual.as_slice().ct_eq(&expected)) {
+                return Verdict::Valid { upgrade: Some(self.hash(password)) };
+            }
+            return Verdict::Invalid;
+        }
+        match self.argon2_matches(password, stored) {
+            Some(true) => Verdict::Valid { upgrade: None },
+            _ => Verdict::Invalid,
+        }
+    }
+
+    /// Recomputes a PHC string's hash (in this worker's memory when its
+    /// parameters fit) and compares in constant time. None: not Argon2.
+    fn argon2_matches(&mut self, password: &str, stored: &str) -> Option<bool> {
+        let parsed = PasswordHash::new(stored).ok()?;
+        let algorithm = Algorithm::try_from(parsed.algorithm).ok()?;
+        let version = parsed.version.map_or(Ok(Version::default()), Version::try_from).ok()?;
+        let params = Params::try_from(&parsed).ok()?;
+        let (salt, expected) = (parsed.salt?, parsed.hash?);
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buf).ok()?;
+        let count = params.block_count();
+        let mut own;
+        let blocks: &mut [Block] = if count <= self.blocks.len() {
+            &mut self.blocks[..count]
+        } else {
+            own = vec![Block::default(); count];
+            &mut own
+        };
+        let argon2 = Argon2::new(algorithm, version, params);
+        let actual = Output::init_with(expected.len(), |out| {
+            argon2
+                .hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, &mut *blocks)
+                .map_err(|_| argon2::password_hash::Error::Crypto)
+        })
+        .ok()?;
+        Some(actual == expected)
+    }
+}
+
+/// Hashes a new password (on the calling thread, with its own memory).
+pub fn hash_password(password: &str) -> String {
+    Hasher::default().hash(password)
+}
+
+/// Checks a password (on the calling thread, with its own memory).
 pub fn verify_password(password: &str, stored: &str) -> Verdict {
-    if is_legacy_sha256(stored) {
-        let Ok(expected) = hex::decode(stored) else { return Verdict::Invalid };
-        let actual = Sha256::digest(password.as_bytes());
-        if bool::from(actual.as_slice().ct_eq(&expected)) {
-            return Verdict::Valid { upgrade: Some(hash_password(password)) };
-        }
-        return Verdict::Invalid;
-    }
-    match PasswordHash::new(stored) {
-        Ok(parsed) if argon2().verify_password(password.as_bytes(), &parsed).is_ok() => {
-            Verdict::Valid { upgrade: None }
-        }
-        _ => Verdict::Invalid,
-    }
+    Hasher::default().verify(password, stored)
 }
 
 enum Job {
@@ -89,13 +155,14 @@ impl PasswordHasher {
             thread::Builder::new()
                 .name(format!("hasher-{i}"))
                 .spawn(move || {
+                    let mut hasher = Hasher::default();
                     for job in rx {
                         match job {
                             Job::Hash { password, reply } => {
-                                let _ = reply.send(hash_password(&password));
+                                let _ = reply.send(hasher.hash(&password));
                             }
                             Job::Verify { password, stored, reply } => {
-                                let _ = reply.send(verify_password(&password, &stored));
+                                let _ = reply.send(hasher.verify(&password, &stored));
                             }
                         }
                     }
@@ -142,6 +209,20 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert_eq!(verify_password("s3cret", &h), Verdict::Valid { upgrade: None });
         assert_eq!(verify_password("wrong", &h), Verdict::Invalid);
+    }
+
+    #[test]
+    fn interoperates_with_the_argon2_crates_own_phc_strings() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let salt = SaltString::generate(&mut OsRng);
+        // Other parameters than ours (a hash from another setting) still verify.
+        let small = Params::new(4096, 3, 1, None).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, small).hash_password(b"pw", &salt).unwrap();
+        assert_eq!(verify_password("pw", &theirs.to_string()), Verdict::Valid { upgrade: None });
+        assert_eq!(verify_password("pw!", &theirs.to_string()), Verdict::Invalid);
+        let ours = hash_password("pw");
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default().verify_password(b"pw", &parsed).is_ok());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
 const USAGE: &str = "usage: chat_server <port>\n\nThe chatp server: listens on <port> (0: any free port) for chat clients.";
 
 fn main() -> ExitCode {
+    chatp::sys::tune_malloc();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port = match args.as_slice() {
         [a] if a == "--help" || a == "-h" => {
