@@ -4,9 +4,13 @@
 //!
 //! Every function runs in autocommit or in its own transaction, so when it
 //! returns `Ok` the row is committed: callers acknowledge only after that.
+//! Private and broadcast messages go through the [`writer`], which commits
+//! the messages of many senders in one statement.
+
+mod writer;
 
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -16,9 +20,10 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
 use crate::protocol::HISTORY_LIMIT;
+use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).
-pub const SCHEMA_SQL: &str = include_str!("../schema.sql");
+pub const SCHEMA_SQL: &str = include_str!("../../schema.sql");
 
 /// Serialises schema application between pods starting together
 /// (`CREATE TABLE IF NOT EXISTS` is not safe against a concurrent twin).
@@ -36,6 +41,12 @@ pub enum StoreError {
     Unavailable(r2d2::Error),
     /// A statement failed.
     Query(postgres::Error),
+    /// A statement of the message writer failed (its error, as text: the
+    /// writer answers every sender of a group with it).
+    Lost(String),
+    /// The message writer has stopped (the server is shutting down) or did
+    /// not answer in time.
+    WriterStopped,
 }
 
 impl fmt::Display for StoreError {
@@ -43,6 +54,8 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Unavailable(e) => write!(f, "PostgreSQL unavailable: {e}"),
             StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
+            StoreError::Lost(e) => write!(f, "PostgreSQL statement failed: {e}"),
+            StoreError::WriterStopped => write!(f, "the message writer is not answering"),
         }
     }
 }
@@ -52,6 +65,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Unavailable(e) => Some(e),
             StoreError::Query(e) => Some(e),
+            StoreError::Lost(_) | StoreError::WriterStopped => None,
         }
     }
 }
@@ -133,10 +147,12 @@ pub enum LeaveOutcome {
     NotMember,
 }
 
-/// The pool and the statements. Cheap to clone (the pool is shared).
+/// The pool, the message writer and the statements. Cheap to clone (both
+/// are shared).
 #[derive(Clone)]
 pub struct DbManager {
     pool: Pool<Manager>,
+    writer: Arc<Writer>,
 }
 
 /// The last [`HISTORY_LIMIT`] rows of a message table by insertion order
@@ -175,9 +191,9 @@ impl DbManager {
             .test_on_check_out(true)
             // Failures surface as our own errors, once, with context.
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build(PostgresConnectionManager::new(pg, NoTls))
+            .build(PostgresConnectionManager::new(pg.clone(), NoTls))
             .map_err(StoreError::Unavailable)?;
-        let db = DbManager { pool };
+        let db = DbManager { pool, writer: Arc::new(Writer::start(pg)) };
         db.apply_schema()?;
         Ok(db)
     }
@@ -294,14 +310,7 @@ impl DbManager {
 
     /// Stores a private message; `Ok` means committed.
     pub fn save_private_message(&self, conversation_id: i32, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
-        self.conn()?.execute(
-            "WITH m AS (INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) \
-                        VALUES ($1, $2, $3, $4) RETURNING message_id) \
-             UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
-             WHERE conversation_id = $1 AND EXISTS (SELECT 1 FROM m)",
-            &[&conversation_id, &sender_id, &sender, &text],
-        )?;
-        Ok(())
+        self.writer.save(Message::Private { conversation_id, sender_id, sender: sender.into(), text: text.into() })
     }
 
     /// The last [`HISTORY_LIMIT`] messages by insertion order, oldest first.
@@ -320,12 +329,9 @@ impl DbManager {
 
     // -------------------------------------------------------- broadcast
 
+    /// Stores a broadcast; `Ok` means committed.
     pub fn save_broadcast_message(&self, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
-        self.conn()?.execute(
-            "INSERT INTO broadcast_messages (sender_id, sender_username, message_text) VALUES ($1, $2, $3)",
-            &[&sender_id, &sender, &text],
-        )?;
-        Ok(())
+        self.writer.save(Message::Broadcast { sender_id, sender: sender.into(), text: text.into() })
     }
 
     pub fn recent_broadcast_messages(&self) -> StoreResult<Vec<HistoryEntry>> {
