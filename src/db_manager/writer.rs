@@ -175,8 +175,9 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
             *slot = None;
             answer_all(&jobs, || Err(clone_error(&e)));
         }
-        Err(_) if jobs.len() > 1 => {
+        Err(e) if jobs.len() > 1 => {
             // One bad row fails the group: write them one by one.
+            log::info!("a group of {} messages failed ({e}); writing them one by one", jobs.len());
             for job in &jobs {
                 let _ = job.reply.send(conn.insert(std::slice::from_ref(job)).map(|_| ()).map_err(StoreError::Query));
             }

@@ -80,3 +80,45 @@ fn no_ack_without_a_stored_row_and_recovery_after_restart() {
     assert_eq!(texts, ["before", "after"]);
     server.wait_log("storing a private message");
 }
+
+/// Messages of several senders are committed together; one that cannot be
+/// stored (its conversation row is gone) gets `ERROR:` alone, and the
+/// others are stored and delivered.
+#[test]
+fn one_unstorable_message_fails_alone() {
+    let w = World::new("badrow");
+    let server = w.start_server();
+    let (a, b, c, d) = (unique("a"), unique("b"), unique("c"), unique("d"));
+    let mut clients: Vec<_> = [&a, &b, &c, &d]
+        .iter()
+        .map(|u| {
+            let mut cl = server.connect();
+            cl.signup(u, "pw");
+            cl
+        })
+        .collect();
+    clients[0].open_conversation(&b);
+    clients[2].open_conversation(&d);
+    w.db()
+        .execute(
+            "DELETE FROM conversations WHERE participant1_id IN (SELECT user_id FROM users WHERE username = $1) \
+             OR participant2_id IN (SELECT user_id FROM users WHERE username = $1)",
+            &[&a],
+        )
+        .unwrap();
+
+    // c's lines and a's line reach the writer at about the same moment
+    // (in the same group more often than not).
+    for i in 0..20 {
+        clients[2].send(&format!("ok {i}"));
+    }
+    clients[0].send("lost");
+    clients[0].expect(&protocol::error(text::STORE_FAILED));
+    for i in 0..20 {
+        clients[2].expect(&protocol::sent(true));
+        clients[3].expect(&protocol::message(&c, &format!("ok {i}")));
+    }
+    clients[1].expect_silence(Duration::from_millis(300));
+    let stored: i64 = w.db().query_one("SELECT COUNT(*) FROM messages", &[]).unwrap().get(0);
+    assert_eq!(stored, 20);
+}
