@@ -100,4 +100,7 @@ for row in open(results):
     shown = ", ".join(f"{k}={f[k]}" for k in keys if k in f)
     failed = any(f.get(k, "0") != "0" for k in ("lost", "duplicated", "failed"))
     print(f"| {label} | {target} | {'LOST' if failed else 'ok'} | {shown} |")
+print("\nEvery figure, as chat_bench printed it:\n")
+for row in open(results):
+    print(f"    {row.rstrip().split(chr(9))[2]}")
 EOF
