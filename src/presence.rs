@@ -14,8 +14,10 @@
 //! the reaper: pods whose alive key is gone lose their users. So a dead
 //! pod's users are gone within TTL + TTL/3 (20 s with the default 15 s).
 //!
-//! Counting live users ([`count_online`], [`OnlineCounter`]) is the reaper
-//! (O(pods)) plus `SCARD`: cheap enough for the autoscaler to poll.
+//! The autoscaler counts live users ([`OnlineCounter`]) without changing
+//! anything: `online_users` less the users whose only pods stopped their
+//! heartbeat. Reaping stays with the pods, whose heartbeat also closes the
+//! dead pod's session rows.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,6 +92,38 @@ return out
     ))
 });
 
+/// Counts live users, read-only. KEYS: pods, online_users. ARGV: alive,
+/// pod users, user pods templates. Returns {live users, dead pods...}.
+static COUNT_LIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{}",
+        r#"
+local dead, out = {}, {0}
+for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', fill(ARGV[1], pod)) == 0 then
+    dead[pod] = true
+    table.insert(out, pod)
+  end
+end
+local gone, seen = 0, {}
+for i = 2, #out do
+  for _, u in ipairs(redis.call('HKEYS', fill(ARGV[2], out[i]))) do
+    if not seen[u] then
+      seen[u] = true
+      local live = false
+      for _, p in ipairs(redis.call('SMEMBERS', fill(ARGV[3], u))) do
+        if not dead[p] then live = true; break end
+      end
+      if not live and redis.call('SISMEMBER', KEYS[2], u) == 1 then gone = gone + 1 end
+    end
+  end
+end
+out[1] = redis.call('SCARD', KEYS[2]) - gone
+return out
+"#
+    ))
+});
+
 /// Replaces everything Redis holds for one pod by the pod's own truth.
 /// KEYS: online_users, pods, pod users, pod alive. ARGV: pod, ttl seconds
 /// (0: the pod is leaving), user pods template, then user, count pairs.
@@ -118,9 +152,18 @@ return 1
 });
 
 /// Reaps pods that stopped their heartbeat and returns
-/// (live users, reaped pod ids). What the autoscaler polls.
-fn count_online(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
-    let mut out: Vec<redis::Value> = REAP_AND_COUNT
+/// (live users, reaped pod ids).
+fn reap_and_count(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+    count_with(&REAP_AND_COUNT, conn, keys)
+}
+
+/// (live users, pods whose heartbeat stopped), changing nothing.
+fn count_live(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+    count_with(&COUNT_LIVE, conn, keys)
+}
+
+fn count_with(script: &Script, conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+    let mut out: Vec<redis::Value> = script
         .key(keys.pods())
         .key(keys.online_users())
         .arg(keys.pod_alive(PLACEHOLDER))
@@ -150,16 +193,17 @@ impl OnlineCounter {
         OnlineCounter { connector, conn: None, keys }
     }
 
-    /// Users online now, after reaping pods whose heartbeat stopped.
+    /// Users online now, not counting those whose only pods stopped their
+    /// heartbeat (the pods reap them; this only reads).
     pub fn count(&mut self) -> RedisResult<usize> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(self.connector.connect().map_err(failed("connecting"))?),
         };
-        match count_online(conn, &self.keys) {
-            Ok((count, reaped)) => {
-                for pod in reaped {
-                    log::info!("pod {pod} stopped its heartbeat: its users left presence");
+        match count_live(conn, &self.keys) {
+            Ok((count, dead)) => {
+                if !dead.is_empty() {
+                    log::info!("not counted: users of pods without heartbeat {dead:?}");
                 }
                 Ok(count)
             }
@@ -290,7 +334,7 @@ impl Presence {
                 .map_err(failed(action))?;
         }
         let mut c = self.conn("reaping dead pods")?;
-        Ok(count_online(&mut c, &self.keys)?.1)
+        Ok(reap_and_count(&mut c, &self.keys)?.1)
     }
 
     /// The usernames online on any pod.

@@ -12,7 +12,7 @@ use chatp::redis_store::{connect_pool, Keys, RedisConnector};
 use serde_json::Value;
 
 use crate::fake_kube::FakeKube;
-use crate::support::{services, unique, Services};
+use crate::support::{redis_conn, services, unique, Services};
 
 const NAMESPACE: &str = "chat-test";
 const DEPLOYMENT: &str = "chat-server";
@@ -139,9 +139,11 @@ fn scales_to_one_pod_per_three_users_with_the_real_api_calls() {
 fn users_of_a_crashed_pod_leave_the_count() {
     let users = Users::new();
     let live = users.pod(Duration::from_secs(60));
-    users.log_in(&live, 4);
+    let on_live = users.log_in(&live, 4);
     let crashed = users.pod(Duration::from_secs(1));
     users.log_in(&crashed, 6);
+    // Also on the crashed pod, but still live on the other: counted.
+    crashed.session_up(&on_live[0]).unwrap();
     // The crashed pod never refreshes its heartbeat.
     std::thread::sleep(Duration::from_millis(1500));
     let kube = FakeKube::https(NAMESPACE, DEPLOYMENT, 1, "t");
@@ -149,6 +151,10 @@ fn users_of_a_crashed_pod_leave_the_count() {
     let out = users.once(&kube, &[], &[]);
     assert!(out.status.success() && stderr(&out).contains("users=4 current=1 desired=2 action=up"), "{}", stderr(&out));
     assert_eq!(kube.patches(), [2]);
+    // The autoscaler only reads: reaping (and closing the dead pod's session
+    // rows) is left to the chat pods' heartbeats.
+    let online: usize = redis::cmd("SCARD").arg(Keys::new(&users.prefix).online_users()).query(&mut redis_conn(&users.services)).unwrap();
+    assert_eq!(online, 10);
 }
 
 #[test]

@@ -78,8 +78,7 @@ impl World {
     }
 
     pub fn redis(&self) -> redis::Connection {
-        let url = format!("redis://{}:{}/", self.services.redis_host, self.services.redis_port);
-        redis::Client::open(url).unwrap().get_connection().expect("connect to test Redis")
+        redis_conn(&self.services)
     }
 
     pub fn keys(&self) -> chatp::redis_store::Keys {
@@ -133,6 +132,12 @@ impl World {
     pub fn start_server_with(&self, extra_env: &[(&str, &str)]) -> ServerProc {
         ServerProc::start(self, extra_env)
     }
+}
+
+/// A connection to the test run's Redis.
+pub fn redis_conn(s: &Services) -> redis::Connection {
+    let url = format!("redis://{}:{}/", s.redis_host, s.redis_port);
+    redis::Client::open(url).unwrap().get_connection().expect("connect to test Redis")
 }
 
 pub fn pg_client(s: &Services, db: &str) -> postgres::Client {
