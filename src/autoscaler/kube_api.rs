@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,8 +237,8 @@ fn status_message(body: &mut ureq::Body) -> String {
 }
 
 /// Every certificate in a PEM file.
-fn read_ca_file(path: &PathBuf) -> Result<Vec<Certificate<'static>>, ScaleError> {
-    let ca_error = |source| ScaleError::CaFile { path: path.clone(), source };
+fn read_ca_file(path: &Path) -> Result<Vec<Certificate<'static>>, ScaleError> {
+    let ca_error = |source| ScaleError::CaFile { path: path.to_path_buf(), source };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<_, _>>())
         .map_err(|e| ca_error(io::Error::new(io::ErrorKind::InvalidData, e)))?;

@@ -30,7 +30,8 @@ pub struct Autoscaler {
     dry_run: bool,
 }
 
-/// Why a tick made no change it should have made.
+/// Why the autoscaler could not start, or a tick made no change it should
+/// have made.
 #[derive(Debug)]
 pub enum Cause {
     Redis(RedisError),
@@ -71,16 +72,25 @@ impl fmt::Display for TickError {
 
 impl std::error::Error for TickError {}
 
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Cause::Redis(e) => Some(e),
+            Cause::Kube(e) => Some(e.as_ref()),
+        }
+    }
+}
+
 impl Autoscaler {
     /// Builds the clients; connects to nothing yet.
-    pub fn new(cfg: &AutoscalerConfig, dry_run: bool) -> Result<Self, Box<dyn std::error::Error>> {
-        let connector = RedisConnector::new(&cfg.redis)?;
+    pub fn new(cfg: &AutoscalerConfig, dry_run: bool) -> Result<Self, Cause> {
+        let connector = RedisConnector::new(&cfg.redis).map_err(Cause::Redis)?;
         let target = DeploymentRef { namespace: cfg.namespace.clone(), name: cfg.deployment.clone() };
         Ok(Autoscaler {
             policy: cfg.policy.clone(),
             check_interval: cfg.check_interval,
             counter: OnlineCounter::new(connector, Keys::new(&cfg.redis.key_prefix)),
-            kube: KubeApi::new(&cfg.kube, target)?,
+            kube: KubeApi::new(&cfg.kube, target).map_err(|e| Cause::Kube(Box::new(e)))?,
             recent: Recommendations::new(),
             dry_run,
         })

@@ -102,7 +102,7 @@ impl BenchConn {
         self.socket.send(password)?;
         match protocol::parse_server_line(self.read_line()?) {
             ServerLine::AuthSuccess(_) => {}
-            _ => return Err(unexpected("AUTH_SUCCESS", &self.line)),
+            _ => return Err(unexpected("a successful login", &self.line)),
         }
         self.until("the main menu", |l| matches!(l, ServerLine::MainMenuEnd))
     }

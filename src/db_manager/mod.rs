@@ -43,7 +43,7 @@ pub enum StoreError {
     Query(postgres::Error),
     /// A statement of the message writer failed (its error, as text: the
     /// writer answers every sender of a group with it).
-    Lost(String),
+    Writer(String),
     /// The message writer has stopped (the server is shutting down) or did
     /// not answer in time.
     WriterStopped,
@@ -54,7 +54,7 @@ impl fmt::Display for StoreError {
         match self {
             StoreError::Unavailable(e) => write!(f, "PostgreSQL unavailable: {e}"),
             StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
-            StoreError::Lost(e) => write!(f, "PostgreSQL statement failed: {e}"),
+            StoreError::Writer(e) => write!(f, "PostgreSQL statement failed: {e}"),
             StoreError::WriterStopped => write!(f, "the message writer is not answering"),
         }
     }
@@ -65,7 +65,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Unavailable(e) => Some(e),
             StoreError::Query(e) => Some(e),
-            StoreError::Lost(_) | StoreError::WriterStopped => None,
+            StoreError::Writer(_) | StoreError::WriterStopped => None,
         }
     }
 }

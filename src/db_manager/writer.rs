@@ -192,8 +192,8 @@ fn answer_all(jobs: &[Job], result: impl Fn() -> StoreResult<()>) {
     }
 }
 
-/// `postgres::Error` is not `Clone`; each sender gets its own copy of the
-/// message, as an I/O error carrying the text.
+/// `postgres::Error` is not `Clone`: each sender of a failed group gets
+/// its text.
 fn clone_error(e: &postgres::Error) -> StoreError {
-    StoreError::Lost(e.to_string())
+    StoreError::Writer(e.to_string())
 }
