@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): checks the deployment files
+# The test command (README, .ci/run): checks formatting (cargo fmt) and the
+# deployment files
 # (scripts/check-deploy.sh: Helm chart, compose file, Dockerfiles), starts
 # one private PostgreSQL and one Redis for the whole run
 # (scripts/services.sh), builds once, runs every test, and stops the
@@ -7,6 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+cargo fmt --check || { echo "test: run cargo fmt (rustfmt.toml)" >&2; exit 1; }
 bash scripts/check-deploy.sh
 
 dir=$(mktemp -d /tmp/chatp-test.XXXXXX)

@@ -232,12 +232,7 @@ fn send_nonblocking(stream: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the fd is owned by `stream`, alive for the call; `buf` is a
     // valid slice for `buf.len()` bytes.
     let n = unsafe {
-        libc::send(
-            stream.as_raw_fd(),
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
+        libc::send(stream.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
     };
     if n < 0 {
         Err(io::Error::last_os_error())

@@ -32,7 +32,9 @@ fn params() -> Params {
 pub enum Verdict {
     Invalid,
     /// Valid; `Some` carries an Argon2id hash to store in place of a legacy one.
-    Valid { upgrade: Option<String> },
+    Valid {
+        upgrade: Option<String>,
+    },
 }
 
 fn is_legacy_sha256(stored: &str) -> bool {

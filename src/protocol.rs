@@ -201,10 +201,7 @@ pub fn broadcast(sender: &str, text: &str, unix_ms: u128) -> String {
     format!("{BROADCAST}:{sender}:{text}:{unix_ms}")
 }
 pub fn broadcast_sent(reached: usize, others_online: usize) -> String {
-    tagged(
-        BROADCAST_SENT,
-        format_args!("Broadcast sent to {reached} online users (of {others_online} total)"),
-    )
+    tagged(BROADCAST_SENT, format_args!("Broadcast sent to {reached} online users (of {others_online} total)"))
 }
 pub fn no_my_groups() -> String {
     tagged(NO_GROUPS, text::NO_MY_GROUPS)
@@ -421,11 +418,7 @@ pub fn parse_notification(line: &str) -> Option<Notification> {
         BROADCAST => {
             let (sender, rest) = rest.split_once(':')?;
             let (text, ms) = rest.rsplit_once(':')?;
-            Some(Notification::Broadcast {
-                sender: sender.into(),
-                text: text.into(),
-                unix_ms: ms.parse().ok()?,
-            })
+            Some(Notification::Broadcast { sender: sender.into(), text: text.into(), unix_ms: ms.parse().ok()? })
         }
         GROUP_MESSAGE => {
             let (group, rest) = rest.split_once(':')?;
@@ -460,7 +453,10 @@ pub enum ServerLine<'a> {
     CreateGroupPrompt,
     /// `CREATE_SUCCESS:<text>|<id>`: (text, id).
     CreateSuccess(&'a str, &'a str),
-    GroupChatStart { name: &'a str, id: &'a str },
+    GroupChatStart {
+        name: &'a str,
+        id: &'a str,
+    },
     GroupChatReady,
     GroupMembersStart,
     GroupMembersEnd,
@@ -478,9 +474,14 @@ pub enum ServerLine<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ack {
     /// `SENT:`; whether the recipient was online.
-    Sent { delivered: bool },
+    Sent {
+        delivered: bool,
+    },
     /// `BROADCAST_SENT:`: (reached, other users online).
-    BroadcastSent { reached: usize, others_online: usize },
+    BroadcastSent {
+        reached: usize,
+        others_online: usize,
+    },
     GroupSent,
 }
 

@@ -136,8 +136,8 @@ pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPo
         .min_idle(Some(1))
         .connection_timeout(REDIS_TIMEOUT)
         .test_on_check_out(false)
-            // Failures surface as our own errors, once, with context.
-            .error_handler(Box::new(r2d2::NopErrorHandler))
+        // Failures surface as our own errors, once, with context.
+        .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(connector)
         .map_err(failed("connecting"))?;
     let mut conn = pool.get().map_err(failed("connecting"))?;

@@ -203,11 +203,8 @@ impl Router {
             .map(|(u, _)| u.as_str())
             .collect();
         let payload = encode_broadcast(self.presence.pod_id(), sender, line);
-        let remote: RedisResult<(HashSet<String>, i64)> = self
-            .pool
-            .get()
-            .map_err(failed("broadcasting"))
-            .and_then(|mut c| {
+        let remote: RedisResult<(HashSet<String>, i64)> =
+            self.pool.get().map_err(failed("broadcasting")).and_then(|mut c| {
                 redis::pipe()
                     .smembers(self.keys.online_users())
                     .publish(self.keys.broadcast_channel(), payload)
@@ -318,7 +315,13 @@ enum ListenEnd {
 /// Subscribes on `conn` and delivers until stopped or the connection
 /// fails. One `PubSub` for the whole life of the connection: dropping it
 /// unsubscribes. `subscribed` is called once the subscription is live.
-fn serve(conn: &mut redis::Connection, keys: &Keys, router: &Router, stop: &AtomicBool, subscribed: impl FnOnce()) -> ListenEnd {
+fn serve(
+    conn: &mut redis::Connection,
+    keys: &Keys,
+    router: &Router,
+    stop: &AtomicBool,
+    subscribed: impl FnOnce(),
+) -> ListenEnd {
     let mut ps = conn.as_pubsub();
     let pod = router.presence.pod_id().to_string();
     if let Err(e) = ps.subscribe(&[keys.pod_channel(&pod), keys.broadcast_channel()]) {

@@ -115,7 +115,11 @@ mod tests {
     fn an_idle_thread_gives_back_the_stack_its_deep_calls_used() {
         fn deep(n: usize) -> usize {
             let buf = std::hint::black_box([n as u8; 1024]);
-            if n == 0 { buf[0] as usize } else { deep(n - 1) + buf[1] as usize }
+            if n == 0 {
+                buf[0] as usize
+            } else {
+                deep(n - 1) + buf[1] as usize
+            }
         }
         let t = std::thread::Builder::new()
             .stack_size(512 * 1024)

@@ -193,8 +193,8 @@ impl KubeApi {
     fn authorized<B>(&self, request: RequestBuilder<B>) -> Result<RequestBuilder<B>, ScaleError> {
         let request = request.header("Accept", "application/json");
         let Some(path) = &self.token_file else { return Ok(request) };
-        let token = std::fs::read_to_string(path)
-            .map_err(|source| ScaleError::TokenFile { path: path.clone(), source })?;
+        let token =
+            std::fs::read_to_string(path).map_err(|source| ScaleError::TokenFile { path: path.clone(), source })?;
         Ok(request.header("Authorization", format!("Bearer {}", token.trim())))
     }
 
@@ -208,7 +208,8 @@ impl KubeApi {
         let target = self.target.clone();
         match status {
             200..=299 => {
-                let scale: Scale = reply.body_mut().read_json().map_err(|source| ScaleError::BadReply { verb, source })?;
+                let scale: Scale =
+                    reply.body_mut().read_json().map_err(|source| ScaleError::BadReply { verb, source })?;
                 Ok(scale.spec.replicas)
             }
             401 => Err(ScaleError::Unauthorized { verb, target, token_file: self.token_file.clone() }),

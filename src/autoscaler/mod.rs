@@ -99,8 +99,13 @@ impl Autoscaler {
     /// One look: count, read the replicas, decide, apply. Without a count
     /// nothing is decided (an unknown count never removes a pod).
     pub fn tick(&mut self, now: Instant) -> Result<Decision, TickError> {
-        let users = self.counter.count().map_err(|e| TickError { users: None, decision: None, cause: Cause::Redis(e) })?;
-        let current = self.kube.replicas().map_err(|e| TickError { users: Some(users), decision: None, cause: Cause::Kube(Box::new(e)) })?;
+        let users =
+            self.counter.count().map_err(|e| TickError { users: None, decision: None, cause: Cause::Redis(e) })?;
+        let current = self.kube.replicas().map_err(|e| TickError {
+            users: Some(users),
+            decision: None,
+            cause: Cause::Kube(Box::new(e)),
+        })?;
         let decision = self.policy.decide(users, current, now, &mut self.recent);
         if decision.changes_replicas() && !self.dry_run {
             self.kube.set_replicas(decision.target).map_err(|e| TickError {

@@ -88,7 +88,9 @@ impl fmt::Display for Decision {
                 write!(f, "action=pending-down left={}s", left.as_secs_f64().ceil() as u64)
             }
             Action::None => write!(f, "action=none"),
-            Action::Paused => write!(f, "action=skipped reason=replicas are 0 (scaled by hand): paused until scaled up"),
+            Action::Paused => {
+                write!(f, "action=skipped reason=replicas are 0 (scaled by hand): paused until scaled up")
+            }
         }
     }
 }
@@ -203,7 +205,12 @@ mod tests {
     fn scales_up_at_once() {
         run(
             &Policy::default(),
-            &[(0, 0, 1, Action::None, 1), (10, 4, 1, Action::Up, 2), (20, 29, 2, Action::Up, 10), (30, 99, 10, Action::None, 10)],
+            &[
+                (0, 0, 1, Action::None, 1),
+                (10, 4, 1, Action::Up, 2),
+                (20, 29, 2, Action::Up, 10),
+                (30, 99, 10, Action::None, 10),
+            ],
         );
     }
 

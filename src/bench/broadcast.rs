@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::conn::BenchConn;
 use super::stats::{Latencies, Summary};
-use super::{connect_users, names, receive, Clock, report_received};
+use super::{connect_users, names, receive, report_received, Clock};
 use crate::config::BenchConfig;
 use crate::protocol::{self, Ack, Notification, ServerLine};
 
@@ -17,7 +17,8 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     summary.add("messages", m);
     let receivers = names(&cfg.prefix, "r", r);
     let sender = format!("{}s0", cfg.prefix);
-    let Some(mut rx) = connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
+    let Some(mut rx) =
+        connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
     else {
         return;
     };
@@ -69,7 +70,13 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
 
 /// Sends `m` broadcasts, each after the last one's `BROADCAST_SENT:`;
 /// returns (sent, acks that reached fewer than `r` users, ack latencies, error).
-fn send(conn: &mut BenchConn, m: usize, r: usize, clock: Clock, deadline: Instant) -> (usize, usize, Latencies, Option<String>) {
+fn send(
+    conn: &mut BenchConn,
+    m: usize,
+    r: usize,
+    clock: Clock,
+    deadline: Instant,
+) -> (usize, usize, Latencies, Option<String>) {
     let (mut sent, mut short, mut acks) = (0, 0, Latencies::default());
     let result = (0..m).try_for_each(|seq| -> io::Result<()> {
         if Instant::now() >= deadline {

@@ -31,11 +31,13 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     summary.add("cross_pod", cfg.recv_hosts != cfg.hosts);
     let senders = names(&cfg.prefix, "s", p);
     let receivers = names(&cfg.prefix, "r", p);
-    let Some(mut rx) = connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
+    let Some(mut rx) =
+        connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
     else {
         return;
     };
-    let Some(mut tx) = connect_users(&cfg.hosts, &senders, true, cfg.concurrency, deadline).all_up("senders", summary) else {
+    let Some(mut tx) = connect_users(&cfg.hosts, &senders, true, cfg.concurrency, deadline).all_up("senders", summary)
+    else {
         return;
     };
     for (conn, receiver) in tx.iter_mut().zip(&receivers) {
@@ -110,7 +112,13 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
 
 /// Sends `m` numbered messages: after each acknowledgement (closed loop),
 /// or at `(first, every)` from a writer thread while this one reads acks.
-fn send(conn: &mut BenchConn, m: usize, clock: Clock, deadline: Instant, schedule: Option<(Instant, Duration)>) -> Sent {
+fn send(
+    conn: &mut BenchConn,
+    m: usize,
+    clock: Clock,
+    deadline: Instant,
+    schedule: Option<(Instant, Duration)>,
+) -> Sent {
     let mut out = Sent::default();
     let result = match schedule {
         None => (0..m).try_for_each(|seq| {

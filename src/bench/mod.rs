@@ -39,7 +39,12 @@ pub fn run(cfg: &BenchConfig) -> Summary {
 
 /// Runs `task(0..n)`, `concurrency` at a time, until `deadline`; results
 /// in order (None: not started before the deadline).
-fn parallel<T: Send>(n: usize, concurrency: usize, deadline: Instant, task: impl Fn(usize) -> T + Sync) -> Vec<Option<T>> {
+fn parallel<T: Send>(
+    n: usize,
+    concurrency: usize,
+    deadline: Instant,
+    task: impl Fn(usize) -> T + Sync,
+) -> Vec<Option<T>> {
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -77,7 +82,8 @@ fn connect_users(hosts: &[String], names: &[String], signup: bool, concurrency: 
         Ok((c, t.elapsed()))
     });
     let elapsed = start.elapsed();
-    let mut out = Connected { conns: Vec::new(), latencies: Latencies::default(), failed: 0, elapsed, first_error: None };
+    let mut out =
+        Connected { conns: Vec::new(), latencies: Latencies::default(), failed: 0, elapsed, first_error: None };
     for r in results {
         match r {
             Some(Ok((c, t))) => {
@@ -102,7 +108,11 @@ impl Connected {
     fn all_up(self, what: &str, summary: &mut Summary) -> Option<Vec<BenchConn>> {
         if self.failed > 0 {
             summary.add(format!("{what}_failed"), self.failed);
-            summary.fail(format!("{} of {what} could not log in: {}", self.failed, self.first_error.unwrap_or_default()));
+            summary.fail(format!(
+                "{} of {what} could not log in: {}",
+                self.failed,
+                self.first_error.unwrap_or_default()
+            ));
             return None;
         }
         Some(self.conns)

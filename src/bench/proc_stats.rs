@@ -15,7 +15,11 @@ impl ProcStats {
     pub fn read(pid: u32) -> Option<ProcStats> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        Some(ProcStats { rss_kib: field(&status, "VmRSS:")?, threads: field(&status, "Threads:")?, cpu: cpu_time(&stat)? })
+        Some(ProcStats {
+            rss_kib: field(&status, "VmRSS:")?,
+            threads: field(&status, "Threads:")?,
+            cpu: cpu_time(&stat)?,
+        })
     }
 }
 

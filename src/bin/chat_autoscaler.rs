@@ -43,7 +43,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log_cfg = ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
+    let log_cfg =
+        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
     let _ = TermLogger::init(cfg.log_level, log_cfg, TerminalMode::Stderr, ColorChoice::Never);
 
     let mut autoscaler = match Autoscaler::new(&cfg, dry_run) {

@@ -10,7 +10,8 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
 
-const USAGE: &str = "usage: chat_server <port>\n\nThe chatp server: listens on <port> (0: any free port) for chat clients.";
+const USAGE: &str =
+    "usage: chat_server <port>\n\nThe chatp server: listens on <port> (0: any free port) for chat clients.";
 
 fn main() -> ExitCode {
     chatp::sys::tune_malloc();
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log_cfg = ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
+    let log_cfg =
+        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
     let _ = TermLogger::init(cfg.log_level, log_cfg, TerminalMode::Stderr, ColorChoice::Never);
 
     let server = match Server::start(&cfg) {

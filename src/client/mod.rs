@@ -104,9 +104,8 @@ pub fn run(stream: TcpStream) -> io::Result<Ending> {
     let (auth_tx, auth_rx) = crossbeam_channel::unbounded();
 
     let s = Arc::clone(&shared);
-    let reader = thread::Builder::new()
-        .name("ReadThread".into())
-        .spawn(move || read_thread::run(&s, read_stream, auth_tx))?;
+    let reader =
+        thread::Builder::new().name("ReadThread".into()).spawn(move || read_thread::run(&s, read_stream, auth_tx))?;
     let s = Arc::clone(&shared);
     let writer = thread::Builder::new().name("WriteThread".into()).spawn(move || write_thread::run(&s, auth_rx))?;
 

@@ -107,10 +107,9 @@ impl Renderer {
                 self.screen = Screen::Contacts;
                 Output::show(vec![String::new(), "=== Contacts ===".into()], false)
             }
-            ServerLine::ContactListEnd => Output::show(
-                vec!["Type a username to chat, BROADCAST for the channel, or 'back'.".into()],
-                true,
-            ),
+            ServerLine::ContactListEnd => {
+                Output::show(vec!["Type a username to chat, BROADCAST for the channel, or 'back'.".into()], true)
+            }
             ServerLine::ConversationStart(contact) => {
                 self.block = Block::History;
                 self.screen = Screen::Conversation;
@@ -141,7 +140,10 @@ impl Renderer {
             ),
             ServerLine::CreateGroupPrompt => {
                 self.screen = Screen::CreateName;
-                Output::show(vec![String::new(), "=== Create a group ===".into(), "Group name ('back' cancels):".into()], true)
+                Output::show(
+                    vec![String::new(), "=== Create a group ===".into(), "Group name ('back' cancels):".into()],
+                    true,
+                )
             }
             ServerLine::CreateSuccess(text, id) => {
                 self.screen = Screen::CreateEnter;
@@ -238,7 +240,8 @@ mod tests {
         assert!(contacts.contains(&"  🟢 bob".to_string()), "{contacts:?}");
         assert!(contacts.contains(&"  ⚪ cy".to_string()), "{contacts:?}");
         assert_eq!(r.screen, Screen::Contacts);
-        let groups = texts(&mut r, &[protocol::MY_GROUPS_START.into(), protocol::my_group(3, "g", Some("d: e"), 2, true)]);
+        let groups =
+            texts(&mut r, &[protocol::MY_GROUPS_START.into(), protocol::my_group(3, "g", Some("d: e"), 2, true)]);
         assert_eq!(groups.last().unwrap(), "  [3] g - d: e (2 members) 👑");
         let menu = texts(&mut r, &protocol::main_menu());
         assert!(menu.contains(&"1. 💬 Private Messages".to_string()));

@@ -135,7 +135,8 @@ fn dns_name<F: Fn(&str) -> Option<String>>(
 ) -> Result<String, ConfigError> {
     let v = env.string(name, default);
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (c == '.' && max > 63);
-    let edges_ok = v.starts_with(|c: char| c.is_ascii_alphanumeric()) && v.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let edges_ok =
+        v.starts_with(|c: char| c.is_ascii_alphanumeric()) && v.ends_with(|c: char| c.is_ascii_alphanumeric());
     if v.len() > max || !edges_ok || !v.chars().all(allowed) {
         return Err(ConfigError::new(name, &v, expected));
     }
@@ -152,7 +153,8 @@ mod tests {
         AutoscalerConfig::from_lookup(&Env(move |k| map.get(k).cloned()))
     }
 
-    const IN_CLUSTER: [(&str, &str); 2] = [("KUBERNETES_SERVICE_HOST", "10.96.0.1"), ("KUBERNETES_SERVICE_PORT", "443")];
+    const IN_CLUSTER: [(&str, &str); 2] =
+        [("KUBERNETES_SERVICE_HOST", "10.96.0.1"), ("KUBERNETES_SERVICE_PORT", "443")];
 
     #[test]
     fn defaults_are_the_original_ones() {
@@ -187,14 +189,23 @@ mod tests {
             let all: Vec<(&str, &str)> = IN_CLUSTER.iter().chain(vars).copied().collect();
             config(&all).unwrap_err().to_string()
         };
-        assert_eq!(bad(&[("MIN_REPLICAS", "5"), ("MAX_REPLICAS", "2")]), "MIN_REPLICAS=\"5\" is not valid: expected at most MAX_REPLICAS (2)");
-        assert_eq!(bad(&[("USERS_PER_POD", "0")]), "USERS_PER_POD=\"0\" is not valid: expected a whole number greater than 0");
+        assert_eq!(
+            bad(&[("MIN_REPLICAS", "5"), ("MAX_REPLICAS", "2")]),
+            "MIN_REPLICAS=\"5\" is not valid: expected at most MAX_REPLICAS (2)"
+        );
+        assert_eq!(
+            bad(&[("USERS_PER_POD", "0")]),
+            "USERS_PER_POD=\"0\" is not valid: expected a whole number greater than 0"
+        );
         assert!(bad(&[("CHECK_INTERVAL", "ten")]).starts_with("CHECK_INTERVAL=\"ten\""));
         assert!(bad(&[("SCALE_DOWN_DELAY", "-1")]).starts_with("SCALE_DOWN_DELAY="));
         assert!(bad(&[("MIN_REPLICAS", "0")]).starts_with("MIN_REPLICAS="));
         assert!(bad(&[("NAMESPACE", "../kube-system")]).starts_with("NAMESPACE="));
         assert!(bad(&[("DEPLOYMENT_NAME", "Chat")]).starts_with("DEPLOYMENT_NAME="));
         assert!(bad(&[("KUBE_API_URL", "127.0.0.1:8001")]).starts_with("KUBE_API_URL="));
-        assert_eq!(config(&[("KUBE_API_URL", "http://x"), ("SCALE_DOWN_DELAY", "0")]).unwrap().policy.scale_down_delay, Duration::ZERO);
+        assert_eq!(
+            config(&[("KUBE_API_URL", "http://x"), ("SCALE_DOWN_DELAY", "0")]).unwrap().policy.scale_down_delay,
+            Duration::ZERO
+        );
     }
 }

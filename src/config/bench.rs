@@ -151,7 +151,8 @@ impl BenchConfig {
 
 fn hosts(flag: &str, value: &str) -> Result<Vec<String>, ConfigError> {
     let list: Vec<String> = value.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect();
-    let valid = |h: &String| h.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    let valid =
+        |h: &String| h.rsplit_once(':').is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
     if list.is_empty() || !list.iter().all(valid) {
         return Err(ConfigError::new(flag, value, "host:port[,host:port...]"));
     }

@@ -104,4 +104,3 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(v)
     }
 }
-

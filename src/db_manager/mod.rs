@@ -214,10 +214,9 @@ impl DbManager {
     // ------------------------------------------------------------ users
 
     pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let row = self.conn()?.query_opt(
-            "SELECT user_id, username, password_hash FROM users WHERE username = $1",
-            &[&username],
-        )?;
+        let row = self
+            .conn()?
+            .query_opt("SELECT user_id, username, password_hash FROM users WHERE username = $1", &[&username])?;
         Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2) }))
     }
 
@@ -244,9 +243,8 @@ impl DbManager {
 
     /// Every user but `user_id`, by name.
     pub fn other_usernames(&self, user_id: i32) -> StoreResult<Vec<String>> {
-        let rows = self
-            .conn()?
-            .query("SELECT username FROM users WHERE user_id <> $1 ORDER BY username", &[&user_id])?;
+        let rows =
+            self.conn()?.query("SELECT username FROM users WHERE user_id <> $1 ORDER BY username", &[&user_id])?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -309,7 +307,13 @@ impl DbManager {
     }
 
     /// Stores a private message; `Ok` means committed.
-    pub fn save_private_message(&self, conversation_id: i32, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
+    pub fn save_private_message(
+        &self,
+        conversation_id: i32,
+        sender_id: i32,
+        sender: &str,
+        text: &str,
+    ) -> StoreResult<()> {
         self.writer.save(Message::Private { conversation_id, sender_id, sender: sender.into(), text: text.into() })
     }
 
@@ -321,10 +325,7 @@ impl DbManager {
 
     fn history(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> StoreResult<Vec<HistoryEntry>> {
         let rows = self.conn()?.query(sql, params)?;
-        Ok(rows
-            .iter()
-            .map(|r| HistoryEntry { timestamp: r.get(0), sender: r.get(1), text: r.get(2) })
-            .collect())
+        Ok(rows.iter().map(|r| HistoryEntry { timestamp: r.get(0), sender: r.get(1), text: r.get(2) }).collect())
     }
 
     // -------------------------------------------------------- broadcast
@@ -412,10 +413,7 @@ impl DbManager {
                 &[&name, &description, &creator],
             )?
             .get(0);
-        tx.execute(
-            "INSERT INTO group_members (group_id, user_id, role) VALUES ($1, $2, 'admin')",
-            &[&id, &creator],
-        )?;
+        tx.execute("INSERT INTO group_members (group_id, user_id, role) VALUES ($1, $2, 'admin')", &[&id, &creator])?;
         tx.commit()?;
         Ok(CreateGroupOutcome::Created(id))
     }
@@ -452,9 +450,8 @@ impl DbManager {
         let Some(left) = left else {
             return Ok(LeaveOutcome::NotMember);
         };
-        let remaining: i64 = tx
-            .query_one("SELECT COUNT(*) FROM group_members WHERE group_id = $1", &[&group_id])?
-            .get(0);
+        let remaining: i64 =
+            tx.query_one("SELECT COUNT(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0);
         let outcome = if remaining == 0 {
             tx.execute("UPDATE groups SET is_active = FALSE WHERE group_id = $1", &[&group_id])?;
             LeaveOutcome::LeftAndClosed
@@ -495,7 +492,13 @@ impl DbManager {
     /// Stores a group message and returns the members at that moment (one
     /// statement, so the list matches the commit). `None`: the sender is no
     /// longer a member of an active group and nothing was stored.
-    pub fn save_group_message(&self, group_id: i32, sender_id: i32, sender: &str, text: &str) -> StoreResult<Option<Vec<String>>> {
+    pub fn save_group_message(
+        &self,
+        group_id: i32,
+        sender_id: i32,
+        sender: &str,
+        text: &str,
+    ) -> StoreResult<Option<Vec<String>>> {
         let rows = self.conn()?.query(
             "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
                          WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \

@@ -33,9 +33,14 @@ pub fn my_groups(s: &mut Session) -> Step {
         let Some(groups) = s.loaded("listing my groups", s.ctx.db.user_groups(s.user.id))? else {
             return Ok(());
         };
-        let listed = send_group_list(s, protocol::MY_GROUPS_START, protocol::MY_GROUPS_END, &groups, protocol::no_my_groups(), |g| {
-            protocol::my_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_admin)
-        })?;
+        let listed = send_group_list(
+            s,
+            protocol::MY_GROUPS_START,
+            protocol::MY_GROUPS_END,
+            &groups,
+            protocol::no_my_groups(),
+            |g| protocol::my_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_admin),
+        )?;
         let selection = s.conn.read_line()?;
         if !listed {
             return Ok(());
@@ -106,7 +111,8 @@ pub fn create(s: &mut Session) -> Step {
     if description == input::BACK {
         return Ok(());
     }
-    if let Err(reason) = protocol::validate_group_name(&name).and_then(|_| protocol::validate_description(&description)) {
+    if let Err(reason) = protocol::validate_group_name(&name).and_then(|_| protocol::validate_description(&description))
+    {
         return s.conn.send(protocol::create_failed(&reason));
     }
     let desc = (!description.is_empty()).then_some(description.as_str());

@@ -104,7 +104,8 @@ impl Server {
     pub fn start(cfg: &ServerConfig) -> Result<Server, StartError> {
         crate::sys::raise_open_files_limit();
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
-        let db = DbManager::connect(&cfg.db).map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+        let db =
+            DbManager::connect(&cfg.db).map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
         let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
@@ -180,10 +181,8 @@ impl Server {
             live.fetch_add(1, Ordering::SeqCst);
             let ctx = Arc::clone(&self.ctx);
             let live_count = Arc::clone(&live);
-            let spawned = thread::Builder::new()
-                .name(format!("user-{peer}"))
-                .stack_size(USER_THREAD_STACK)
-                .spawn(move || {
+            let spawned =
+                thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
                     user_thread::run(&ctx, stream, peer);
                     live_count.fetch_sub(1, Ordering::SeqCst);
                 });
@@ -236,7 +235,9 @@ fn start_heartbeat(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
                 Ok(reaped) => {
                     for pod in reaped {
                         match ctx.db.end_pod_sessions(&pod) {
-                            Ok(n) => info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed"),
+                            Ok(n) => {
+                                info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed")
+                            }
                             Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
                         }
                     }

@@ -48,7 +48,8 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
     let Some(Some(contact_id)) = s.loaded("finding a contact", db.find_user_id(contact))? else {
         return s.conn.send(protocol::contact_not_found());
     };
-    let Some(conversation_id) = s.loaded("opening a conversation", db.get_or_create_conversation(s.user.id, contact_id))?
+    let Some(conversation_id) =
+        s.loaded("opening a conversation", db.get_or_create_conversation(s.user.id, contact_id))?
     else {
         return Ok(());
     };

@@ -18,7 +18,8 @@ fn signup_logout_then_login_again() {
     let mut c = server.connect();
     c.login(&name, "pw1");
     // The stored hash is Argon2id, never the password.
-    let hash: String = w.db().query_one("SELECT password_hash FROM users WHERE username = $1", &[&name]).unwrap().get(0);
+    let hash: String =
+        w.db().query_one("SELECT password_hash FROM users WHERE username = $1", &[&name]).unwrap().get(0);
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
 }
 
@@ -77,7 +78,8 @@ fn legacy_sha256_hash_logs_in_and_is_upgraded() {
     let mut c = server.connect();
     assert_eq!(c.login_attempt(&name, "wrong"), protocol::auth_failed(text::INVALID_CREDENTIALS));
     c.login(&name, "python-era");
-    let hash: String = w.db().query_one("SELECT password_hash FROM users WHERE username = $1", &[&name]).unwrap().get(0);
+    let hash: String =
+        w.db().query_one("SELECT password_hash FROM users WHERE username = $1", &[&name]).unwrap().get(0);
     assert!(hash.starts_with("$argon2id$"), "legacy hash not upgraded: {hash}");
     c.send(input::BYE);
     c.expect_closed();

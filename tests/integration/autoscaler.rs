@@ -124,7 +124,11 @@ fn scales_to_one_pod_per_three_users_with_the_real_api_calls() {
 
     // Right size already: read, no PATCH.
     let out = users.once(&kube, &[], &[]);
-    assert!(out.status.success() && stderr(&out).contains("users=7 current=3 desired=3 action=none"), "{}", stderr(&out));
+    assert!(
+        out.status.success() && stderr(&out).contains("users=7 current=3 desired=3 action=none"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(kube.patches(), [3]);
 
     // A dry run decides and logs, and changes nothing.
@@ -153,7 +157,10 @@ fn users_of_a_crashed_pod_leave_the_count() {
     assert_eq!(kube.patches(), [2]);
     // The autoscaler only reads: reaping (and closing the dead pod's session
     // rows) is left to the chat pods' heartbeats.
-    let online: usize = redis::cmd("SCARD").arg(Keys::new(&users.prefix).online_users()).query(&mut redis_conn(&users.services)).unwrap();
+    let online: usize = redis::cmd("SCARD")
+        .arg(Keys::new(&users.prefix).online_users())
+        .query(&mut redis_conn(&users.services))
+        .unwrap();
     assert_eq!(online, 10);
 }
 
@@ -165,10 +172,22 @@ fn api_errors_are_one_line_that_names_the_fix() {
     // (injected failure, extra env, what the line must say)
     type Row<'a> = (Option<(&'a str, u16)>, &'a [(&'a str, &'a str)], &'a str);
     let table: [Row; 5] = [
-        (Some(("GET", 401)), &[], "401 Unauthorized: cannot get deployments/scale \"chat-server\" in namespace \"chat-test\""),
+        (
+            Some(("GET", 401)),
+            &[],
+            "401 Unauthorized: cannot get deployments/scale \"chat-server\" in namespace \"chat-test\"",
+        ),
         (Some(("GET", 403)), &[], "403 Forbidden: the ServiceAccount may not get deployments/scale \"chat-server\""),
-        (Some(("PATCH", 403)), &[], "403 Forbidden: the ServiceAccount may not patch deployments/scale \"chat-server\""),
-        (None, &[("NAMESPACE", "elsewhere")], "no deployment \"chat-server\" in namespace \"elsewhere\" (check NAMESPACE and DEPLOYMENT_NAME)"),
+        (
+            Some(("PATCH", 403)),
+            &[],
+            "403 Forbidden: the ServiceAccount may not patch deployments/scale \"chat-server\"",
+        ),
+        (
+            None,
+            &[("NAMESPACE", "elsewhere")],
+            "no deployment \"chat-server\" in namespace \"elsewhere\" (check NAMESPACE and DEPLOYMENT_NAME)",
+        ),
         (Some(("GET", 500)), &[], "answered 500: etcdserver: request timed out"),
     ];
     for (failure, env, says) in table {
@@ -251,9 +270,13 @@ fn loop_follows_the_count_rereads_a_rotated_token_and_survives_a_500() {
     assert_eq!(kube.patches(), [2, 1], "{log}");
     assert!(log.contains("answered 500"), "{log}");
     assert!(log.contains("users=1 current=2 desired=1 action=pending-down"), "{log}");
-    let after_rotation: Vec<_> = kube.requests().into_iter().skip_while(|r| r.header("authorization") == Some("Bearer token-1")).collect();
+    let after_rotation: Vec<_> =
+        kube.requests().into_iter().skip_while(|r| r.header("authorization") == Some("Bearer token-1")).collect();
     assert!(!after_rotation.is_empty(), "{log}");
-    assert!(after_rotation.iter().all(|r| r.header("authorization") == Some("Bearer token-2") && r.status != 401), "{after_rotation:?}");
+    assert!(
+        after_rotation.iter().all(|r| r.header("authorization") == Some("Bearer token-2") && r.status != 401),
+        "{after_rotation:?}"
+    );
 }
 
 #[test]
@@ -273,7 +296,23 @@ fn bad_configuration_stops_it_with_one_line() {
     }
     let help = Command::new(env!("CARGO_BIN_EXE_chat_autoscaler")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for var in ["NAMESPACE", "DEPLOYMENT_NAME", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "MIN_REPLICAS", "MAX_REPLICAS", "USERS_PER_POD", "CHECK_INTERVAL", "SCALE_DOWN_DELAY", "KUBE_API_URL", "KUBE_TOKEN_FILE", "KUBE_CA_FILE", "--once", "--dry-run"] {
+    for var in [
+        "NAMESPACE",
+        "DEPLOYMENT_NAME",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
+        "MIN_REPLICAS",
+        "MAX_REPLICAS",
+        "USERS_PER_POD",
+        "CHECK_INTERVAL",
+        "SCALE_DOWN_DELAY",
+        "KUBE_API_URL",
+        "KUBE_TOKEN_FILE",
+        "KUBE_CA_FILE",
+        "--once",
+        "--dry-run",
+    ] {
         assert!(help.contains(var), "--help lacks {var}");
     }
     assert!(kube.requests().is_empty());

@@ -196,7 +196,10 @@ fn refused_connection_and_lost_server_end_cleanly() {
     };
     let out = Command::new(env!("CARGO_BIN_EXE_chat_client")).args(["127.0.0.1", &port.to_string()]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), format!("cannot connect to 127.0.0.1:{port}: connection refused"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("cannot connect to 127.0.0.1:{port}: connection refused")
+    );
 
     let w = World::new("client");
     let mut server = w.start_server();

@@ -188,7 +188,12 @@ fn server_tls() -> (Arc<rustls::ServerConfig>, String) {
 }
 
 /// One request per connection (answers carry `Connection: close`).
-fn accept_loop(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, state: Arc<Mutex<State>>, stop: Arc<AtomicBool>) {
+fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+) {
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -223,7 +228,8 @@ fn serve<S: Read + Write>(stream: S, state: &Mutex<State>) {
             headers.push((name.trim().to_lowercase(), value.trim().to_string()));
         }
     }
-    let length: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize =
+        headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
         return;

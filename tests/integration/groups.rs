@@ -19,7 +19,11 @@ fn group_life_from_creation_to_leave() {
 
     // Nothing yet: the empty screens read one line and return.
     ca.send(input::MENU_MY_GROUPS);
-    ca.expect_all(&[protocol::MY_GROUPS_START.to_string(), protocol::no_my_groups(), protocol::MY_GROUPS_END.to_string()]);
+    ca.expect_all(&[
+        protocol::MY_GROUPS_START.to_string(),
+        protocol::no_my_groups(),
+        protocol::MY_GROUPS_END.to_string(),
+    ]);
     ca.send("anything");
     ca.expect_menu();
     ca.send(input::MENU_BROWSE_GROUPS);
@@ -105,7 +109,11 @@ fn group_life_from_creation_to_leave() {
     assert!(history[0].ends_with(&format!("] {a}: hi: team")));
     ca.send(input::LEAVE);
     ca.expect(&protocol::leave_result(text::LEFT_GROUP_CLOSED));
-    ca.expect_all(&[protocol::MY_GROUPS_START.to_string(), protocol::no_my_groups(), protocol::MY_GROUPS_END.to_string()]);
+    ca.expect_all(&[
+        protocol::MY_GROUPS_START.to_string(),
+        protocol::no_my_groups(),
+        protocol::MY_GROUPS_END.to_string(),
+    ]);
     ca.send("");
     ca.expect_menu();
     // The name is free again.

@@ -103,8 +103,9 @@ fn history_is_the_last_fifty_in_sending_order() {
     ca.send(&b);
     ca.expect(&protocol::conversation_start(&b));
     let history = ca.lines_until(protocol::CONVERSATION_READY);
-    let expected: Vec<String> =
-        (total - HISTORY_LIMIT as usize..total).map(|i| protocol::history_line("2024-01-02 03:04:05", &a, &format!("m{i}"))).collect();
+    let expected: Vec<String> = (total - HISTORY_LIMIT as usize..total)
+        .map(|i| protocol::history_line("2024-01-02 03:04:05", &a, &format!("m{i}")))
+        .collect();
     assert_eq!(history, expected);
 }
 

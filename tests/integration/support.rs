@@ -175,7 +175,8 @@ impl ServerProc {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("listening on ").nth(1) {
-                    let port: u16 = addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+                    let port: u16 =
+                        addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
                     let _ = port_tx.send(port);
                 }
                 log2.lock().unwrap().push(line);
