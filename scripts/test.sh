@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): checks formatting (cargo fmt) and the
-# deployment files
-# (scripts/check-deploy.sh: Helm chart, compose file, Dockerfiles), starts
-# one private PostgreSQL and one Redis for the whole run
-# (scripts/services.sh), builds once, runs every test, and stops the
+# deployment files (scripts/check-deploy.sh: Helm chart, compose file,
+# Dockerfiles), starts one private PostgreSQL and one Redis for the whole
+# run (scripts/services.sh), builds once, runs every test, and stops the
 # services, whatever happened. Arguments go to the test binaries (a filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
