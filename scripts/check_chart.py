@@ -46,7 +46,7 @@ def env_of(container):
 # autoscaler gets a ServiceAccount token.
 for name, spec in pod_specs():
     check(spec.get("securityContext", {}).get("runAsNonRoot") is True, f"{name} may run as root")
-    for c in spec["containers"]:
+    for c in spec["containers"] + spec.get("initContainers", []):
         sc = c.get("securityContext", {})
         check(sc.get("readOnlyRootFilesystem") is True, f"{name}/{c['name']} has a writable root filesystem")
         check(sc.get("allowPrivilegeEscalation") is False, f"{name}/{c['name']} allows privilege escalation")
@@ -68,6 +68,10 @@ svc = component("Service", "chat-server")
 check(svc["spec"]["ports"][0]["targetPort"] == "chat", "Service does not target the chat port")
 env = env_of(container)
 check(env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "chat pods are not named by their pod name")
+# Built-in stores are waited for; external ones are not.
+waits = [c["name"] for c in chat_spec.get("initContainers", [])]
+expected_waits = [] if variant == "external" else ["wait-for-postgresql", "wait-for-redis"]
+check(waits == expected_waits, f"chat pods wait for {waits}, expected {expected_waits}")
 
 autoscaler = component("Deployment", "autoscaler")
 if variant == "external":
