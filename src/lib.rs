@@ -15,7 +15,7 @@
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
-//! - [`sys`]: process limits (open files).
+//! - [`sys`]: process set-up of the binaries: logging, stop signals, limits, allocator, idle stacks.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 //! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.

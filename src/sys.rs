@@ -1,4 +1,30 @@
-//! Process limits of the binaries that hold many sockets.
+//! Process set-up shared by the binaries: logging to stderr, stop on
+//! SIGTERM/SIGINT, the open-files limit, the allocator, idle stacks.
+
+/// Logs to stderr at `level`: time, level, message (no module or thread).
+pub fn init_logging(level: log::LevelFilter) {
+    use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
+    let cfg =
+        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
+    let _ = TermLogger::init(level, cfg, TerminalMode::Stderr, ColorChoice::Never);
+}
+
+/// Calls `stop` (once, on a thread of its own) at the first SIGTERM or
+/// SIGINT; Kubernetes sends SIGTERM before it kills a pod.
+pub fn on_stop_signal(stop: impl FnOnce() + Send + 'static) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    log::info!("signal {sig}: stopping");
+                    stop();
+                }
+            });
+        }
+        Err(e) => log::warn!("cannot handle SIGTERM/SIGINT: {e}"),
+    }
+}
 
 /// Raises the soft open-files limit to the hard one: each connection is a file.
 pub fn raise_open_files_limit() {

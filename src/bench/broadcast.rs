@@ -9,7 +9,7 @@ use super::conn::BenchConn;
 use super::stats::{Latencies, Summary};
 use super::{connect_users, names, receive, report_received, Clock};
 use crate::config::BenchConfig;
-use crate::protocol::{self, Ack, Notification, ServerLine};
+use crate::protocol::{Ack, Notification};
 
 pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     let (r, m) = (cfg.receivers, cfg.messages);
@@ -85,23 +85,13 @@ fn send(
         let t = Instant::now();
         conn.socket.send(&clock.payload(seq, t))?;
         sent += 1;
-        loop {
-            let line = conn.read_line()?;
-            match protocol::parse_ack(line) {
-                Some(Ack::BroadcastSent { reached, .. }) => {
-                    if reached < r {
-                        short += 1;
-                    }
-                    acks.record(t.elapsed());
-                    return Ok(());
-                }
-                _ => {
-                    if let ServerLine::Problem(p) = protocol::parse_server_line(line) {
-                        return Err(io::Error::other(format!("server said {p:?}")));
-                    }
-                }
+        if let Ack::BroadcastSent { reached, .. } = conn.read_ack()? {
+            if reached < r {
+                short += 1;
             }
         }
+        acks.record(t.elapsed());
+        Ok(())
     });
     (sent, short, acks, result.err().map(|e| e.to_string()))
 }

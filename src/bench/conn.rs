@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::{self, input, ServerLine};
+use crate::protocol::{self, input, Ack, ServerLine};
 
 /// Longest wait for a line during set-up.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -88,6 +88,20 @@ impl BenchConn {
             }
             if let ServerLine::Problem(p) | ServerLine::AuthFailed(p) = protocol::parse_server_line(line) {
                 return Err(unexpected(what, p));
+            }
+        }
+    }
+
+    /// Reads up to the next acknowledgement (`SENT:`, `BROADCAST_SENT:`...),
+    /// skipping notifications; a refusal or error line is an error.
+    pub fn read_ack(&mut self) -> io::Result<Ack> {
+        loop {
+            let line = self.read_line()?;
+            if let Some(ack) = protocol::parse_ack(line) {
+                return Ok(ack);
+            }
+            if let ServerLine::Problem(p) = protocol::parse_server_line(line) {
+                return Err(io::Error::other(format!("server said {p:?}")));
             }
         }
     }

@@ -10,7 +10,7 @@ use super::conn::BenchConn;
 use super::stats::{Latencies, Summary};
 use super::{connect_users, names, receive, report_received, Clock, Received};
 use crate::config::BenchConfig;
-use crate::protocol::{self, Ack, Notification, ServerLine};
+use crate::protocol::{Ack, Notification};
 
 /// What one sender did.
 #[derive(Default)]
@@ -168,20 +168,12 @@ fn send(
     out
 }
 
-/// Reads up to the next `SENT:`.
+/// Reads up to the next `SENT:` and counts it.
 fn read_ack(conn: &mut BenchConn, out: &mut Sent) -> io::Result<()> {
-    loop {
-        let line = conn.read_line()?;
-        match protocol::parse_ack(line) {
-            Some(Ack::Sent { delivered: true }) => out.acked += 1,
-            Some(Ack::Sent { delivered: false }) => out.undelivered += 1,
-            _ => {
-                if let ServerLine::Problem(p) = protocol::parse_server_line(line) {
-                    return Err(io::Error::other(format!("server said {p:?}")));
-                }
-                continue;
-            }
-        }
-        return Ok(());
+    match conn.read_ack()? {
+        Ack::Sent { delivered: true } => out.acked += 1,
+        Ack::Sent { delivered: false } => out.undelivered += 1,
+        other => return Err(io::Error::other(format!("expected SENT, got {other:?}"))),
     }
+    Ok(())
 }

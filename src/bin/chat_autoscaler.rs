@@ -6,9 +6,6 @@ use std::process::ExitCode;
 
 use chatp::autoscaler::Autoscaler;
 use chatp::config::{AutoscalerConfig, AUTOSCALER_ENV_HELP};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
 
 const USAGE: &str = "\
 usage: chat_autoscaler [--once] [--dry-run]
@@ -43,9 +40,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log_cfg =
-        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
-    let _ = TermLogger::init(cfg.log_level, log_cfg, TerminalMode::Stderr, ColorChoice::Never);
+    chatp::sys::init_logging(cfg.log_level);
 
     let mut autoscaler = match Autoscaler::new(&cfg, dry_run) {
         Ok(a) => a,
@@ -72,17 +67,9 @@ fn main() -> ExitCode {
         return if autoscaler.tick_and_log() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
-    match Signals::new([SIGTERM, SIGINT]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
-                    log::info!("signal {sig}: stopping");
-                    let _ = stop_tx.send(());
-                }
-            });
-        }
-        Err(e) => log::warn!("cannot handle SIGTERM/SIGINT: {e}"),
-    }
+    chatp::sys::on_stop_signal(move || {
+        let _ = stop_tx.send(());
+    });
     autoscaler.run(&stop_rx);
     ExitCode::SUCCESS
 }

@@ -6,9 +6,6 @@ use std::process::ExitCode;
 
 use chatp::config::{ServerConfig, SERVER_ENV_HELP};
 use chatp::server::Server;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
 
 const USAGE: &str =
     "usage: chat_server <port>\n\nThe chatp server: listens on <port> (0: any free port) for chat clients.";
@@ -40,9 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log_cfg =
-        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
-    let _ = TermLogger::init(cfg.log_level, log_cfg, TerminalMode::Stderr, ColorChoice::Never);
+    chatp::sys::init_logging(cfg.log_level);
 
     let server = match Server::start(&cfg) {
         Ok(s) => s,
@@ -52,17 +47,7 @@ fn main() -> ExitCode {
         }
     };
     let stop = server.stop_handle();
-    match Signals::new([SIGTERM, SIGINT]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                if let Some(sig) = signals.forever().next() {
-                    log::info!("signal {sig}: stopping");
-                    stop.stop();
-                }
-            });
-        }
-        Err(e) => log::warn!("cannot handle SIGTERM/SIGINT: {e}"),
-    }
+    chatp::sys::on_stop_signal(move || stop.stop());
     server.run();
     ExitCode::SUCCESS
 }
