@@ -1,94 +1,132 @@
--- chatp schema: the tables of the original Python chatp, unchanged, so a
--- database made by it works with this server as it is.
+-- chatp schema, applied at every server start-up (and by docker-compose and
+-- the Helm chart's PostgreSQL at its first start). Every statement is
+-- idempotent.
 --
--- Applied at every server start-up (and by docker-compose / the Helm chart on
--- first start): every statement is idempotent. Additions of the Rust port are
--- in the "Migrations" part at the end; they never change an original column.
+-- Part 1 is the database of the original Python chatp: the same tables,
+-- columns, names, types, defaults and constraints its Helm chart creates. On
+-- a database the Python chatp made, every CREATE here finds its table and
+-- does nothing, and the rows are kept as they are.
+--
+-- Part 2 holds chatp's migrations. They only add: nullable columns the
+-- original never inserts into, indexes. They never rename, drop or tighten
+-- (NOT NULL, new constraints) anything the original uses, so the same
+-- statements take a fresh database and an old one to the same end state, and
+-- the Python server still runs on the result (README, "Moving from Python
+-- chatp").
+
+-- ------------------------------------------------ Part 1: the original tables
 
 CREATE TABLE IF NOT EXISTS users (
     user_id SERIAL PRIMARY KEY,
     username VARCHAR(50) UNIQUE NOT NULL,
+    -- Argon2id (PHC string) for users chatp stored; the original's unsalted
+    -- hex SHA-256 until that user's first successful login on chatp.
     password_hash VARCHAR(255) NOT NULL,
-    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    last_login TIMESTAMP
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
 
+-- One row per pair of users, participant1_id < participant2_id.
 CREATE TABLE IF NOT EXISTS conversations (
     conversation_id SERIAL PRIMARY KEY,
-    participant1_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    participant2_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    participant1_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
+    participant2_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     last_message_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    UNIQUE (participant1_id, participant2_id),
-    CHECK (participant1_id < participant2_id)
+    CONSTRAINT different_participants CHECK (participant1_id < participant2_id),
+    CONSTRAINT unique_conversation UNIQUE (participant1_id, participant2_id)
 );
 
 CREATE TABLE IF NOT EXISTS messages (
     message_id SERIAL PRIMARY KEY,
-    conversation_id INTEGER NOT NULL REFERENCES conversations(conversation_id) ON DELETE CASCADE,
-    sender_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    conversation_id INTEGER REFERENCES conversations(conversation_id) ON DELETE CASCADE,
+    sender_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     sender_username VARCHAR(50) NOT NULL,
     message_text TEXT NOT NULL,
     timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    is_read BOOLEAN DEFAULT FALSE
+    is_read BOOLEAN DEFAULT FALSE,
+    message_type VARCHAR(20) DEFAULT 'private'
 );
 
 CREATE TABLE IF NOT EXISTS broadcast_messages (
-    message_id SERIAL PRIMARY KEY,
-    sender_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    broadcast_id SERIAL PRIMARY KEY,
+    sender_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     sender_username VARCHAR(50) NOT NULL,
     message_text TEXT NOT NULL,
     timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
 
+-- A row per login; logout_time and is_active = FALSE at logout.
 CREATE TABLE IF NOT EXISTS sessions (
     session_id SERIAL PRIMARY KEY,
-    user_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    user_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     login_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
     logout_time TIMESTAMP,
     is_active BOOLEAN DEFAULT TRUE
 );
 
+-- is_active turns FALSE when the last member leaves.
 CREATE TABLE IF NOT EXISTS groups (
     group_id SERIAL PRIMARY KEY,
     group_name VARCHAR(100) NOT NULL,
-    description TEXT,
-    created_by INTEGER REFERENCES users(user_id) ON DELETE SET NULL,
+    creator_id INTEGER REFERENCES users(user_id) ON DELETE SET NULL,
     created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    description TEXT,
     is_active BOOLEAN DEFAULT TRUE
 );
 
+-- role: 'admin' (the creator, or whom it was handed to) or 'member'.
 CREATE TABLE IF NOT EXISTS group_members (
-    group_id INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-    user_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    role VARCHAR(20) DEFAULT 'member',
+    membership_id SERIAL PRIMARY KEY,
+    group_id INTEGER REFERENCES groups(group_id) ON DELETE CASCADE,
+    user_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     joined_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    PRIMARY KEY (group_id, user_id)
+    role VARCHAR(20) DEFAULT 'member',
+    CONSTRAINT unique_group_member UNIQUE (group_id, user_id)
 );
 
 CREATE TABLE IF NOT EXISTS group_messages (
     message_id SERIAL PRIMARY KEY,
-    group_id INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
-    sender_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    group_id INTEGER REFERENCES groups(group_id) ON DELETE CASCADE,
+    sender_id INTEGER REFERENCES users(user_id) ON DELETE CASCADE,
     sender_username VARCHAR(50) NOT NULL,
     message_text TEXT NOT NULL,
     timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
 
-CREATE INDEX IF NOT EXISTS idx_messages_conversation ON messages(conversation_id, timestamp);
-CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_messages(timestamp);
-CREATE INDEX IF NOT EXISTS idx_sessions_user ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS idx_conversations_participant1 ON conversations(participant1_id);
+CREATE INDEX IF NOT EXISTS idx_conversations_participant2 ON conversations(participant2_id);
+CREATE INDEX IF NOT EXISTS idx_conversations_last_message ON conversations(last_message_at DESC);
+CREATE INDEX IF NOT EXISTS idx_messages_conversation ON messages(conversation_id);
+CREATE INDEX IF NOT EXISTS idx_messages_timestamp ON messages(timestamp DESC);
+CREATE INDEX IF NOT EXISTS idx_messages_sender ON messages(sender_id);
+CREATE INDEX IF NOT EXISTS idx_messages_type ON messages(message_type);
+CREATE INDEX IF NOT EXISTS idx_sessions_user_id ON sessions(user_id);
+CREATE INDEX IF NOT EXISTS idx_sessions_active ON sessions(is_active);
+CREATE INDEX IF NOT EXISTS idx_broadcast_timestamp ON broadcast_messages(timestamp DESC);
+CREATE INDEX IF NOT EXISTS idx_broadcast_sender ON broadcast_messages(sender_id);
+CREATE INDEX IF NOT EXISTS idx_groups_creator ON groups(creator_id);
+CREATE INDEX IF NOT EXISTS idx_groups_active ON groups(is_active);
+CREATE INDEX IF NOT EXISTS idx_group_members_group ON group_members(group_id);
 CREATE INDEX IF NOT EXISTS idx_group_members_user ON group_members(user_id);
-CREATE INDEX IF NOT EXISTS idx_group_messages_group ON group_messages(group_id, timestamp);
+CREATE INDEX IF NOT EXISTS idx_group_messages_group ON group_messages(group_id);
+CREATE INDEX IF NOT EXISTS idx_group_messages_timestamp ON group_messages(timestamp DESC);
+CREATE INDEX IF NOT EXISTS idx_group_messages_sender ON group_messages(sender_id);
 
--- Migrations of the Rust port (idempotent; original columns untouched).
+-- ------------------------------------------------- Part 2: chatp migrations
 
--- History is read by insertion order ("the last 50 by message id"): these
--- indexes serve ORDER BY message_id DESC LIMIT 50 per conversation / group.
-CREATE INDEX IF NOT EXISTS idx_messages_conversation_id ON messages(conversation_id, message_id);
-CREATE INDEX IF NOT EXISTS idx_group_messages_group_id ON group_messages(group_id, message_id);
+-- 1. When each user last logged in (informational; the original has no such
+--    column and never writes it).
+ALTER TABLE users ADD COLUMN IF NOT EXISTS last_login TIMESTAMP;
 
--- The pod that holds a session, so sessions left open by a pod that died can
--- be closed when it is found dead (or when it starts again).
+-- 2. The pod that holds a session, so the sessions a dead pod left open are
+--    closed when it is found dead (or when it starts again). NULL on rows
+--    the Python server wrote.
 ALTER TABLE sessions ADD COLUMN IF NOT EXISTS pod_id VARCHAR(253);
 CREATE INDEX IF NOT EXISTS idx_sessions_active_pod ON sessions(pod_id) WHERE is_active;
+
+-- 3. History, as the original reads it (newest first by timestamp, the last
+--    50), with the row id breaking ties between messages committed together:
+--    one index scan per conversation, group or the channel.
+CREATE INDEX IF NOT EXISTS idx_messages_history ON messages(conversation_id, timestamp, message_id);
+CREATE INDEX IF NOT EXISTS idx_broadcast_history ON broadcast_messages(timestamp, broadcast_id);
+CREATE INDEX IF NOT EXISTS idx_group_messages_history ON group_messages(group_id, timestamp, message_id);

@@ -95,6 +95,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         level.parse().map_err(|_| ConfigError::new("LOG_LEVEL", &level, "one of off, error, warn, info, debug, trace"))
     }
 
+    /// `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`).
+    fn switch(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.0(name).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "on" | "true" | "1" | "yes" => Ok(true),
+                "off" | "false" | "0" | "no" => Ok(false),
+                _ => Err(ConfigError::new(name, &v, "on or off")),
+            },
+        }
+    }
+
     fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
         let expected = "a whole number greater than 0";
         let v = self.parsed(name, default, expected)?;

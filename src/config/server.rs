@@ -29,6 +29,11 @@ pub struct ServerConfig {
     /// Password hashes computed at once (`HASH_WORKERS`, default: cores).
     /// Each Argon2id hash holds 19 MiB while it runs.
     pub hash_workers: usize,
+    /// Replace a legacy (Python chatp) SHA-256 password hash by Argon2id
+    /// at that user's first successful login (`LEGACY_PASSWORD_UPGRADE`,
+    /// `on` by default). `off` keeps the database usable by the Python
+    /// server for a rollback, at the cost of keeping weak hashes.
+    pub upgrade_legacy_hashes: bool,
     /// Log level (`LOG_LEVEL`: error, warn, info, debug; default info).
     pub log_level: log::LevelFilter,
 }
@@ -58,7 +63,8 @@ Environment (defaults in brackets):
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
   HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
-  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]",
+  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]
+  LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes",
     shared_env_help!()
 );
 
@@ -87,6 +93,7 @@ impl ServerConfig {
             outbound_queue: env.positive("OUTBOUND_QUEUE", 256)? as usize,
             presence_ttl: Duration::from_secs(env.positive("PRESENCE_TTL_SECS", 15)?),
             hash_workers: env.positive("HASH_WORKERS", cores as u64)? as usize,
+            upgrade_legacy_hashes: env.switch("LEGACY_PASSWORD_UPGRADE", true)?,
             log_level: env.log_level()?,
         })
     }
@@ -118,5 +125,14 @@ mod tests {
         assert_eq!(e.to_string(), "DB_PORT=\"five\" is not valid: expected a port number");
         assert_eq!(config(&[("MAX_CONNECTIONS", "0")]).unwrap_err().variable, "MAX_CONNECTIONS");
         assert_eq!(config(&[("REDIS_PASSWORD", "s3")]).unwrap().redis.password.as_deref(), Some("s3"));
+    }
+
+    #[test]
+    fn legacy_password_upgrade_is_a_switch() {
+        assert!(config(&[]).unwrap().upgrade_legacy_hashes);
+        assert!(!config(&[("LEGACY_PASSWORD_UPGRADE", "off")]).unwrap().upgrade_legacy_hashes);
+        assert!(config(&[("LEGACY_PASSWORD_UPGRADE", "ON")]).unwrap().upgrade_legacy_hashes);
+        let e = config(&[("LEGACY_PASSWORD_UPGRADE", "maybe")]).unwrap_err();
+        assert_eq!(e.to_string(), "LEGACY_PASSWORD_UPGRADE=\"maybe\" is not valid: expected on or off");
     }
 }

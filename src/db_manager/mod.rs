@@ -155,16 +155,17 @@ pub struct DbManager {
     writer: Arc<Writer>,
 }
 
-/// The last [`HISTORY_LIMIT`] rows of a message table by insertion order
-/// (message id, not timestamp), oldest first, timestamps as the protocol
-/// prints them.
-fn history_sql(from_where: &str) -> String {
+/// The last [`HISTORY_LIMIT`] rows of a message table, oldest first, read
+/// as the original reads them (newest first by timestamp) with the row id
+/// `key` ordering messages that share a timestamp (those committed in one
+/// statement); timestamps as the protocol prints them.
+fn history_sql(table: &str, key: &str, filter: &str) -> String {
     format!(
         "SELECT ts, sender_username, message_text FROM ( \
-           SELECT message_id, COALESCE(to_char(timestamp, 'YYYY-MM-DD HH24:MI:SS'), '') AS ts, \
+           SELECT {key} AS id, timestamp AS t, COALESCE(to_char(timestamp, 'YYYY-MM-DD HH24:MI:SS'), '') AS ts, \
                   sender_username, message_text \
-           FROM {from_where} ORDER BY message_id DESC LIMIT {HISTORY_LIMIT} \
-         ) h ORDER BY message_id"
+           FROM {table} {filter} ORDER BY timestamp DESC, {key} DESC LIMIT {HISTORY_LIMIT} \
+         ) h ORDER BY t, id"
     )
 }
 
@@ -319,7 +320,8 @@ impl DbManager {
 
     /// The last [`HISTORY_LIMIT`] messages by insertion order, oldest first.
     pub fn recent_conversation_messages(&self, conversation_id: i32) -> StoreResult<Vec<HistoryEntry>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("messages WHERE conversation_id = $1"));
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| history_sql("messages", "message_id", "WHERE conversation_id = $1"));
         self.history(&SQL, &[&conversation_id])
     }
 
@@ -336,7 +338,7 @@ impl DbManager {
     }
 
     pub fn recent_broadcast_messages(&self) -> StoreResult<Vec<HistoryEntry>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("broadcast_messages"));
+        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("broadcast_messages", "broadcast_id", ""));
         self.history(&SQL, &[])
     }
 
@@ -409,7 +411,7 @@ impl DbManager {
         }
         let id: i32 = tx
             .query_one(
-                "INSERT INTO groups (group_name, description, created_by) VALUES ($1, $2, $3) RETURNING group_id",
+                "INSERT INTO groups (group_name, description, creator_id) VALUES ($1, $2, $3) RETURNING group_id",
                 &[&name, &description, &creator],
             )?
             .get(0);
@@ -461,7 +463,7 @@ impl DbManager {
                     "UPDATE group_members SET role = 'admin' WHERE group_id = $1 AND user_id = ( \
                        SELECT user_id FROM group_members WHERE group_id = $1 \
                        AND NOT EXISTS (SELECT 1 FROM group_members a WHERE a.group_id = $1 AND a.role = 'admin') \
-                       ORDER BY joined_at, user_id LIMIT 1)",
+                       ORDER BY joined_at, membership_id LIMIT 1)",
                     &[&group_id],
                 )?;
             }
@@ -476,7 +478,7 @@ impl DbManager {
         let rows = self.conn()?.query(
             "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
              FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
-             WHERE gm.group_id = $1 ORDER BY gm.role = 'admin' DESC, gm.joined_at, u.username",
+             WHERE gm.group_id = $1 ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
             &[&group_id],
         )?;
         Ok(rows
@@ -515,7 +517,8 @@ impl DbManager {
     }
 
     pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {
-        static SQL: LazyLock<String> = LazyLock::new(|| history_sql("group_messages WHERE group_id = $1"));
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| history_sql("group_messages", "message_id", "WHERE group_id = $1"));
         self.history(&SQL, &[&group_id])
     }
 }

@@ -27,10 +27,13 @@ pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> S
                 continue;
             }
         };
-        if let Some((user, success_line)) = attempt {
+        if let Some(Accepted { user, success_line, legacy_upgrade }) = attempt {
             match ctx.db.create_session(user.id, &ctx.pod_id) {
                 Ok(session_id) => {
                     conn.send(success_line)?;
+                    if let Some((old, new)) = legacy_upgrade {
+                        upgrade_legacy_hash(ctx, peer, &user, &old, &new);
+                    }
                     return Ok((user, session_id));
                 }
                 Err(e) => {
@@ -49,12 +52,30 @@ fn read_credentials(conn: &mut Connection, prompt: &str) -> Step<(String, String
     Ok((username, password))
 }
 
-/// A user whose credentials passed, and the `AUTH_SUCCESS` line to send
-/// once their session is open.
-type Accepted = Option<(User, String)>;
+/// A user whose credentials passed.
+struct Accepted {
+    user: User,
+    /// The `AUTH_SUCCESS` line, sent once their session is open.
+    success_line: String,
+    /// (legacy SHA-256 hash checked, its Argon2id replacement): stored only
+    /// once the login has fully succeeded.
+    legacy_upgrade: Option<(String, String)>,
+}
+
+/// Replaces a legacy hash after a successful login (unless
+/// `LEGACY_PASSWORD_UPGRADE=off` keeps them for a rollback to Python chatp).
+fn upgrade_legacy_hash(ctx: &Context, peer: SocketAddr, user: &User, old: &str, new: &str) {
+    if !ctx.upgrade_legacy_hashes {
+        return;
+    }
+    match ctx.db.upgrade_password_hash(user.id, old, new) {
+        Ok(()) => info!("auth {peer}: upgraded {}'s legacy SHA-256 hash to Argon2id", user.name),
+        Err(e) => warn!("auth {peer}: could not upgrade {}'s legacy hash: {e}", user.name),
+    }
+}
 
 /// `Ok(None)`: the attempt failed and the client was told why.
-fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Accepted> {
+fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Option<Accepted>> {
     let (username, password) = read_credentials(conn, protocol::LOGIN_PROMPT)?;
     let record = match ctx.db.find_user(&username) {
         Ok(r) => r,
@@ -67,14 +88,12 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Accepte
     let verdict = ctx.hasher.verify(&password, record.as_ref().map(|r| r.password_hash.as_str()));
     match (record, verdict) {
         (Some(rec), Verdict::Valid { upgrade }) => {
-            if let Some(new_hash) = upgrade {
-                match ctx.db.upgrade_password_hash(rec.id, &rec.password_hash, &new_hash) {
-                    Ok(()) => info!("auth {peer}: upgraded {}'s legacy SHA-256 hash to Argon2id", rec.username),
-                    Err(e) => warn!("auth {peer}: could not upgrade {}'s legacy hash: {e}", rec.username),
-                }
-            }
             info!("auth {peer}: login ok for {}", rec.username);
-            Ok(Some((User { id: rec.id, name: rec.username }, protocol::auth_success(text::LOGIN_OK))))
+            Ok(Some(Accepted {
+                user: User { id: rec.id, name: rec.username },
+                success_line: protocol::auth_success(text::LOGIN_OK),
+                legacy_upgrade: upgrade.map(|new| (rec.password_hash, new)),
+            }))
         }
         _ => {
             info!("auth {peer}: login failed for {username:?}");
@@ -84,9 +103,9 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Accepte
     }
 }
 
-fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Accepted> {
+fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Option<Accepted>> {
     let (username, password) = read_credentials(conn, protocol::SIGNUP_PROMPT)?;
-    let refuse = |conn: &mut Connection, reason: &str| -> Step<Accepted> {
+    let refuse = |conn: &mut Connection, reason: &str| -> Step<Option<Accepted>> {
         info!("auth {peer}: signup of {username:?} refused: {reason}");
         conn.send(protocol::auth_failed(reason))?;
         Ok(None)
@@ -111,8 +130,8 @@ fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Accept
     match ctx.db.create_user(&username, &hash) {
         Ok(SignupOutcome::Created(id)) => {
             info!("auth {peer}: signup ok for {username}");
-            let line = protocol::signup_success(&username);
-            Ok(Some((User { id, name: username }, line)))
+            let success_line = protocol::signup_success(&username);
+            Ok(Some(Accepted { user: User { id, name: username }, success_line, legacy_upgrade: None }))
         }
         Ok(SignupOutcome::UsernameTaken) => refuse(conn, text::USERNAME_TAKEN),
         Err(e) => {

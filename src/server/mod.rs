@@ -47,6 +47,8 @@ pub struct Context {
     pub pod_id: String,
     pub flusher: Flusher,
     pub outbound_queue: usize,
+    /// Replace legacy SHA-256 hashes at login (`LEGACY_PASSWORD_UPGRADE`).
+    pub upgrade_legacy_hashes: bool,
 }
 
 /// Why the server could not start.
@@ -133,6 +135,7 @@ impl Server {
             pod_id: cfg.pod_id.clone(),
             flusher: Flusher::start(),
             outbound_queue: cfg.outbound_queue,
+            upgrade_legacy_hashes: cfg.upgrade_legacy_hashes,
         });
         let heartbeat = start_heartbeat(Arc::clone(&ctx));
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;

@@ -15,5 +15,6 @@ mod framing;
 mod groups;
 mod pods;
 mod private;
+mod python_era;
 mod slow_client;
 mod store_failure;
