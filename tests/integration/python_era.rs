@@ -13,15 +13,21 @@ use sha2::{Digest, Sha256};
 
 use crate::support::{unique, World};
 
-/// `../shared/python-era` beside the checkout, or `CHATP_PYTHON_ERA_DIR`.
+/// The Python chatp schema: `$CHATP_PYTHON_ERA_DIR/schema.sql`, else
+/// `shared/python-era/schema.sql` in the nearest folder above the checkout
+/// that has one (`../shared` beside it, as in the developers' tree).
 fn python_era_schema() -> String {
-    let dir = std::env::var_os("CHATP_PYTHON_ERA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/python-era"));
-    let path = dir.join("schema.sql");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("cannot read the Python chatp schema {}: {e} (set CHATP_PYTHON_ERA_DIR)", path.display())
-    })
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let path = match std::env::var_os("CHATP_PYTHON_ERA_DIR") {
+        Some(dir) => PathBuf::from(dir).join("schema.sql"),
+        None => {
+            manifest.ancestors().map(|d| d.join("shared/python-era/schema.sql")).find(|p| p.is_file()).unwrap_or_else(
+                || panic!("no shared/python-era/schema.sql above {}; set CHATP_PYTHON_ERA_DIR", manifest.display()),
+            )
+        }
+    };
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read the Python chatp schema {}: {e}", path.display()))
 }
 
 fn sha256_hex(password: &str) -> String {
