@@ -4,10 +4,12 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::framing::{Frame, LineFramer};
 use crate::outbox::Outbox;
 use crate::protocol::{self, text};
+use crate::rate_limit::{Rate, TokenBucket};
 
 /// Read buffer per connection. Small, as every idle connection holds one;
 /// longer lines are gathered by the framer.
@@ -24,6 +26,8 @@ pub enum Ended {
     Closed(String),
     /// A read failed (e.g. connection reset).
     Io(io::Error),
+    /// The read deadline passed (not logged in in time).
+    TimedOut,
 }
 
 impl std::fmt::Display for Ended {
@@ -33,6 +37,7 @@ impl std::fmt::Display for Ended {
             Ended::Logout => write!(f, "logout"),
             Ended::Closed(reason) => write!(f, "closed by server: {reason}"),
             Ended::Io(e) => write!(f, "read error: {e}"),
+            Ended::TimedOut => write!(f, "deadline passed"),
         }
     }
 }
@@ -51,6 +56,10 @@ pub struct Connection {
     reader: BufReader<SharedStream>,
     framer: LineFramer,
     outbox: Arc<Outbox>,
+    /// Reads fail with [`Ended::TimedOut`] after this (authentication).
+    deadline: Option<Instant>,
+    /// Lines beyond this rate are read late (the client is slowed down).
+    pace: Option<TokenBucket>,
 }
 
 impl Connection {
@@ -59,7 +68,23 @@ impl Connection {
             reader: BufReader::with_capacity(READ_BUFFER, SharedStream(stream)),
             framer: LineFramer::new(),
             outbox,
+            deadline: None,
+            pace: None,
         }
+    }
+
+    /// Reads after `deadline` fail with [`Ended::TimedOut`], however the
+    /// client dribbles its bytes; `None` lifts it.
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
+        if deadline.is_none() {
+            let _ = self.reader.get_ref().0.set_read_timeout(None);
+        }
+    }
+
+    /// Paces every line read from now on to `rate` (`None`: no pacing).
+    pub fn set_pace(&mut self, rate: Option<Rate>) {
+        self.pace = rate.map(|r| TokenBucket::new(r, Instant::now()));
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -88,10 +113,17 @@ impl Connection {
     pub fn read_line(&mut self) -> Step<String> {
         loop {
             let frame = self.next_frame()?;
+            if let Some(pace) = &mut self.pace {
+                let wait = pace.take_or_wait(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
             match frame {
                 Frame::Line(line) => return Ok(line.trim().to_string()),
                 Frame::TooLong => self.send(protocol::error(text::LINE_TOO_LONG))?,
                 Frame::InvalidUtf8 => self.send(protocol::error(text::INVALID_UTF8))?,
+                Frame::Nul => self.send(protocol::error(text::NUL_BYTE))?,
             }
         }
     }
@@ -99,12 +131,25 @@ impl Connection {
     fn next_frame(&mut self) -> Step<Frame> {
         loop {
             if self.reader.buffer().is_empty() {
+                if let Some(deadline) = self.deadline {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Ended::TimedOut);
+                    }
+                    let _ = self.reader.get_ref().0.set_read_timeout(Some(left));
+                }
                 // About to wait for the client: keep only a shallow stack.
                 crate::sys::release_unused_stack();
             }
             let data = match self.reader.fill_buf() {
                 Ok(d) => d,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if self.deadline.is_some()
+                        && matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                {
+                    continue
+                }
                 Err(e) => return Err(self.ended_by_server().unwrap_or(Ended::Io(e))),
             };
             if data.is_empty() {

@@ -3,7 +3,8 @@
 //! Lines end with `\n` (a `\r` before it is dropped). A line longer than
 //! [`MAX_LINE_BYTES`] is reported once as [`Frame::TooLong`] as soon as it
 //! is known, and its remaining bytes are discarded up to the next `\n`; a
-//! line that is not UTF-8 is reported as [`Frame::InvalidUtf8`]. Neither ends
+//! line that is not UTF-8 is reported as [`Frame::InvalidUtf8`], one with a
+//! NUL byte as [`Frame::Nul`]. None ends
 //! the stream: the caller answers `ERROR:` and goes on.
 
 use crate::protocol::MAX_LINE_BYTES;
@@ -14,6 +15,8 @@ pub enum Frame {
     Line(String),
     TooLong,
     InvalidUtf8,
+    /// A line with a NUL byte (no text chatp stores may hold one).
+    Nul,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +81,9 @@ impl LineFramer {
             self.buf.clear();
             b
         };
+        if bytes.contains(&0) {
+            return Frame::Nul;
+        }
         match String::from_utf8(bytes) {
             Ok(s) => Frame::Line(s),
             Err(_) => Frame::InvalidUtf8,
@@ -135,5 +141,6 @@ mod tests {
     #[test]
     fn invalid_utf8_is_reported_and_stream_goes_on() {
         assert_eq!(frames(&[b"\xff\xfe\nok\n"]), vec![Frame::InvalidUtf8, line("ok")]);
+        assert_eq!(frames(&[b"a\0b\nok\n"]), vec![Frame::Nul, line("ok")]);
     }
 }

@@ -31,6 +31,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod presence;
 pub mod protocol;
+pub mod rate_limit;
 pub mod redis_store;
 pub mod router;
 pub mod server;

@@ -9,7 +9,9 @@
 //! in the outbox and the pod's single [`Flusher`] thread finishes them when
 //! `poll` says the socket is writable. A client that stops reading fills
 //! its queue: notifications for it are then refused and it is disconnected
-//! (`OUTBOUND_QUEUE` lines; logged). Its own thread is not disconnected for a
+//! (`OUTBOUND_QUEUE` lines or `OUTBOUND_QUEUE_BYTES`, whichever comes
+//! first; logged). A line fanned out to many clients is one immutable
+//! [`Line::Shared`] in all their queues, not one copy each. Its own thread is not disconnected for a
 //! full queue at once: it waits up to [`OWN_LINE_WAIT`] for room, which
 //! only slows that one client down.
 
@@ -36,10 +38,46 @@ const FLUSHER_TICK: Duration = Duration::from_millis(100);
 /// Queue capacity kept after a burst; more is given back once it drains.
 const KEPT_QUEUE_CAPACITY: usize = 8;
 
+/// Bookkeeping cost of a queued line beyond its text (queue slot, `Arc`
+/// header), counted against the byte limit so that tiny lines count too.
+const LINE_OVERHEAD: usize = 32;
+
+/// A line waiting for a client.
+#[derive(Debug, Clone)]
+pub enum Line {
+    /// A reply to this client alone.
+    Own(String),
+    /// A notification; the same allocation sits in every recipient's queue.
+    Shared(Arc<str>),
+}
+
+impl Line {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Line::Own(s) => s.as_bytes(),
+            Line::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    /// What it counts against the queue's byte limit.
+    fn cost(&self) -> usize {
+        self.as_bytes().len() + 1 + LINE_OVERHEAD
+    }
+}
+
+/// How much may wait for one client.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    pub lines: usize,
+    pub bytes: usize,
+}
+
 #[derive(Default)]
 struct WriteState {
     /// Lines waiting, oldest first.
-    queue: VecDeque<String>,
+    queue: VecDeque<Line>,
+    /// Sum of the queued lines' [`Line::cost`].
+    queued_bytes: usize,
     /// Bytes taken from the queue but not yet accepted by the kernel.
     pending: Vec<u8>,
     /// How much of `pending` has been sent.
@@ -53,8 +91,8 @@ struct WriteState {
 /// The write side of one client connection.
 pub struct Outbox {
     stream: Arc<TcpStream>,
-    /// Most lines the queue holds.
-    capacity: usize,
+    /// Most the queue holds.
+    limits: QueueLimits,
     state: Mutex<WriteState>,
     /// Signalled when the queue has room again or the outbox closes.
     room: Condvar,
@@ -64,10 +102,10 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(stream: Arc<TcpStream>, capacity: usize, flusher: &Flusher, label: String) -> Arc<Self> {
+    pub fn new(stream: Arc<TcpStream>, limits: QueueLimits, flusher: &Flusher, label: String) -> Arc<Self> {
         Arc::new(Outbox {
             stream,
-            capacity: capacity.max(1),
+            limits: QueueLimits { lines: limits.lines.max(1), bytes: limits.bytes.max(1) },
             state: Mutex::new(WriteState::default()),
             room: Condvar::new(),
             flusher: flusher.sender(),
@@ -96,19 +134,26 @@ impl Outbox {
         self.lock().closed.is_some()
     }
 
+    /// The queue cannot take `line` (an empty queue takes any line).
+    fn is_full_for(&self, st: &WriteState, line_cost: usize) -> bool {
+        !st.queue.is_empty() && (st.queue.len() >= self.limits.lines || st.queued_bytes + line_cost > self.limits.bytes)
+    }
+
     /// Queues a line for another user (never blocks). `false`: the client
     /// is gone or stalled (and is now disconnected).
-    pub fn notify(self: &Arc<Self>, line: String) -> bool {
+    pub fn notify(self: &Arc<Self>, line: &Arc<str>) -> bool {
+        let line = Line::Shared(Arc::clone(line));
         {
             let mut st = self.lock();
             if st.closed.is_some() {
                 return false;
             }
-            if st.queue.len() >= self.capacity {
+            if self.is_full_for(&st, line.cost()) {
                 drop(st);
                 self.close("outbound queue full (client not reading)");
                 return false;
             }
+            st.queued_bytes += line.cost();
             st.queue.push_back(line);
         }
         self.flush();
@@ -118,14 +163,16 @@ impl Outbox {
     /// Queues a line from the client's own thread, waiting for room if the
     /// client is slow. `false`: the client is gone or stalled.
     pub fn send_own(self: &Arc<Self>, line: String) -> bool {
+        let line = Line::Own(line);
+        let cost = line.cost();
         let mut st = self.lock();
-        if st.queue.len() >= self.capacity {
+        if self.is_full_for(&st, cost) {
             drop(st);
             self.flush();
             st = self.lock();
             let (guard, wait) = self
                 .room
-                .wait_timeout_while(st, OWN_LINE_WAIT, |s| s.queue.len() >= self.capacity && s.closed.is_none())
+                .wait_timeout_while(st, OWN_LINE_WAIT, |s| self.is_full_for(s, cost) && s.closed.is_none())
                 .unwrap_or_else(|e| e.into_inner());
             st = guard;
             if wait.timed_out() {
@@ -137,6 +184,7 @@ impl Outbox {
         if st.closed.is_some() {
             return false;
         }
+        st.queued_bytes += cost;
         st.queue.push_back(line);
         drop(st);
         self.flush();
@@ -157,6 +205,7 @@ impl Outbox {
                 w.sent = 0;
                 while w.pending.len() < BATCH_BYTES {
                     let Some(line) = w.queue.pop_front() else { break };
+                    w.queued_bytes -= line.cost();
                     w.pending.extend_from_slice(line.as_bytes());
                     w.pending.push(b'\n');
                 }
@@ -209,6 +258,7 @@ impl Outbox {
         if st.closed.is_none() {
             st.closed = Some(reason.to_string());
             st.queue = VecDeque::new();
+            st.queued_bytes = 0;
             drop(st);
             self.room.notify_all();
             let _ = self.stream.shutdown(Shutdown::Both);

@@ -7,6 +7,7 @@
 //! and zeroing fresh memory.
 
 use std::thread;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -31,6 +32,8 @@ fn params() -> Params {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Invalid,
+    /// Not checked: the job waited in the queue beyond its deadline.
+    Busy,
     /// Valid; `Some` carries an Argon2id hash to store in place of a legacy one.
     Valid {
         upgrade: Option<String>,
@@ -83,8 +86,11 @@ impl Hasher {
         if is_legacy_sha256(stored) {
             let Ok(expected) = hex::decode(stored) else { return Verdict::Invalid };
             let actual = Sha256::digest(password.as_bytes());
+            // Either way one Argon2id computation: a wrong password for a
+            // legacy account costs what it costs for any other.
+            let argon2 = self.hash(password);
             if bool::from(actual.as_slice().ct_eq(&expected)) {
-                return Verdict::Valid { upgrade: Some(self.hash(password)) };
+                return Verdict::Valid { upgrade: Some(argon2) };
             }
             return Verdict::Invalid;
         }
@@ -133,9 +139,14 @@ pub fn verify_password(password: &str, stored: &str) -> Verdict {
     Hasher::default().verify(password, stored)
 }
 
-enum Job {
-    Hash { password: String, reply: Sender<String> },
+enum Work {
+    Hash { password: String, reply: Sender<Option<String>> },
     Verify { password: String, stored: String, reply: Sender<Verdict> },
+}
+
+struct Job {
+    work: Work,
+    queued: Instant,
 }
 
 /// A fixed pool of hashing threads. Cloning shares the pool.
@@ -145,11 +156,14 @@ pub struct PasswordHasher {
     /// Verified when a user does not exist, so a login for an unknown name
     /// costs the same time as one for a known name.
     dummy_hash: std::sync::Arc<String>,
+    /// A job that waited longer than this is answered busy, not served late.
+    deadline: Duration,
 }
 
 impl PasswordHasher {
     /// Starts `workers` threads; they end when every handle is dropped.
-    pub fn start(workers: usize) -> Self {
+    /// Jobs that wait longer than `deadline` for a worker are refused.
+    pub fn start(workers: usize, deadline: Duration) -> Self {
         let workers = workers.max(1);
         let (jobs, rx) = bounded::<Job>(workers * QUEUE_PER_WORKER);
         for i in 0..workers {
@@ -159,12 +173,14 @@ impl PasswordHasher {
                 .spawn(move || {
                     let mut hasher = Hasher::default();
                     for job in rx {
-                        match job {
-                            Job::Hash { password, reply } => {
-                                let _ = reply.send(hasher.hash(&password));
+                        let late = job.queued.elapsed() > deadline;
+                        match job.work {
+                            Work::Hash { password, reply } => {
+                                let _ = reply.send((!late).then(|| hasher.hash(&password)));
                             }
-                            Job::Verify { password, stored, reply } => {
-                                let _ = reply.send(hasher.verify(&password, &stored));
+                            Work::Verify { password, stored, reply } => {
+                                let _ =
+                                    reply.send(if late { Verdict::Busy } else { hasher.verify(&password, &stored) });
                             }
                         }
                     }
@@ -172,16 +188,21 @@ impl PasswordHasher {
                 .expect("spawn hasher thread");
         }
         let dummy_hash = std::sync::Arc::new(hash_password("chatp-dummy-password"));
-        PasswordHasher { jobs, dummy_hash }
+        PasswordHasher { jobs, dummy_hash, deadline }
     }
 
-    pub fn hash(&self, password: &str) -> String {
+    /// Queues `work` unless the queue stays full until the deadline.
+    fn submit(&self, work: Work) -> bool {
+        self.jobs.send_timeout(Job { work, queued: Instant::now() }, self.deadline).is_ok()
+    }
+
+    /// A new hash; `None` when the pool is too busy.
+    pub fn hash(&self, password: &str) -> Option<String> {
         let (reply, rx) = bounded(1);
-        let job = Job::Hash { password: password.to_string(), reply };
-        match self.jobs.send(job) {
-            Ok(()) => rx.recv().expect("hasher replies"),
-            Err(_) => hash_password(password),
+        if !self.submit(Work::Hash { password: password.to_string(), reply }) {
+            return None;
         }
+        rx.recv().ok().flatten()
     }
 
     /// Checks `password` against `stored`, or against a dummy hash when the
@@ -189,15 +210,14 @@ impl PasswordHasher {
     pub fn verify(&self, password: &str, stored: Option<&str>) -> Verdict {
         let (reply, rx) = bounded(1);
         let target = stored.unwrap_or(&self.dummy_hash).to_string();
-        let job = Job::Verify { password: password.to_string(), stored: target, reply };
-        let verdict = match self.jobs.send(job) {
-            Ok(()) => rx.recv().expect("hasher replies"),
-            Err(_) => Verdict::Invalid,
-        };
-        if stored.is_none() {
-            return Verdict::Invalid;
+        if !self.submit(Work::Verify { password: password.to_string(), stored: target, reply }) {
+            return Verdict::Busy;
         }
-        verdict
+        match rx.recv() {
+            Ok(Verdict::Valid { .. }) if stored.is_none() => Verdict::Invalid,
+            Ok(v) => v,
+            Err(_) => Verdict::Busy,
+        }
     }
 }
 
@@ -242,9 +262,39 @@ mod tests {
 
     #[test]
     fn pool_answers_and_unknown_users_never_pass() {
-        let pool = PasswordHasher::start(2);
-        let h = pool.hash("pw");
+        let pool = PasswordHasher::start(2, Duration::from_secs(30));
+        let h = pool.hash("pw").unwrap();
         assert_eq!(pool.verify("pw", Some(&h)), Verdict::Valid { upgrade: None });
         assert_eq!(pool.verify("chatp-dummy-password", None), Verdict::Invalid);
+    }
+
+    #[test]
+    fn jobs_that_waited_past_the_deadline_are_refused_as_busy() {
+        let pool = PasswordHasher::start(1, Duration::from_millis(1));
+        let stored = hash_password("pw");
+        // Twelve at once on one worker: the first is served, later ones wait
+        // one Argon2 computation or more and are refused.
+        let verdicts: Vec<Verdict> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..12).map(|_| s.spawn(|| pool.verify("pw", Some(&stored)))).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(verdicts.contains(&Verdict::Valid { upgrade: None }), "{verdicts:?}");
+        assert!(verdicts.contains(&Verdict::Busy), "{verdicts:?}");
+    }
+
+    #[test]
+    fn a_wrong_password_costs_the_same_for_legacy_and_argon2_accounts() {
+        let mut h = Hasher::default();
+        let (legacy, argon2) = (hex::encode(Sha256::digest(b"right")), hash_password("right"));
+        let time = |h: &mut Hasher, stored: &str| {
+            let t = Instant::now();
+            for _ in 0..5 {
+                assert_eq!(h.verify("wrong", stored), Verdict::Invalid);
+            }
+            t.elapsed().as_secs_f64()
+        };
+        let (l, a) = (time(&mut h, &legacy), time(&mut h, &argon2));
+        // Without padding the legacy check is ~10,000x cheaper.
+        assert!(l > a / 3.0 && l < a * 3.0, "legacy {l:.3}s vs argon2 {a:.3}s");
     }
 }

@@ -115,6 +115,12 @@ pub mod text {
     pub const STORE_FAILED: &str = "Message not stored (storage unavailable); please retry";
     pub const STORAGE_UNAVAILABLE: &str = "Storage unavailable; please retry";
     pub const SERVER_FULL: &str = "Server is full, please try again later";
+    pub const AUTH_TIMEOUT: &str = "Not logged in in time; connection closed";
+    pub const RATE_LIMITED: &str = "Rate limited; slow down";
+    pub const CONTROL_CHARS: &str = "Message contains control characters; it was not sent";
+    pub const NUL_BYTE: &str = "Line contains a NUL byte; it was discarded";
+    pub const TOO_MANY_FAILURES: &str = "Too many failed attempts; connection closed";
+    pub const AUTH_BUSY: &str = "Server busy, please try again in a moment";
     pub const ADMIN_BADGE: &str = "👑 Admin";
     pub const MEMBER_BADGE: &str = "👤 Member";
     pub const ADMIN_ICON: &str = "👑";
@@ -364,6 +370,15 @@ pub fn validate_username(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What makes two usernames the same name: NFKC, invisible characters
+/// dropped, lower case. `Alice`, `ａｌｉｃｅ` and `al\u{200b}ice` all give
+/// `alice`. New names must not share another's key; login stays exact.
+pub fn username_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let folded: String = name.nfkc().filter(|c| !is_invisible(*c)).flat_map(char::to_lowercase).collect();
+    folded.nfkc().collect()
+}
+
 /// Checks a group name at creation; `Err` holds the reason.
 pub fn validate_group_name(name: &str) -> Result<(), String> {
     validate_name("Group name", name, MAX_GROUP_NAME_CHARS)
@@ -374,7 +389,52 @@ pub fn validate_description(description: &str) -> Result<(), String> {
     if description.contains('|') {
         return Err(text::DESCRIPTION_PIPE.to_string());
     }
+    if has_control_chars(description) {
+        return Err("Description cannot contain control characters".to_string());
+    }
     Ok(())
+}
+
+/// A control character another user's terminal would act on: C0 but tab,
+/// DEL, C1. Refused in everything chatp stores.
+pub fn is_forbidden_control(c: char) -> bool {
+    (c.is_control() && c != '\t') || ('\u{80}'..='\u{9f}').contains(&c)
+}
+
+pub fn has_control_chars(text: &str) -> bool {
+    text.chars().any(is_forbidden_control)
+}
+
+/// Invisible or direction-changing characters (zero-width, joiners, bidi
+/// controls, BOM, soft hyphen): refused in new names, where they would let
+/// `al\u{200b}ice` pass for `alice`.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{034f}' | '\u{061c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{3164}'
+        | '\u{fe00}'..='\u{fe0f}' | '\u{feff}' | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// Control characters as a terminal shows them harmlessly: `\x1b` becomes
+/// `^[`, `\r` `^M`, DEL `^?`, C1 `\u{9b}` as `<U+009B>`; other text is kept.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !has_control_chars(text) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !is_forbidden_control(c) => out.push(c),
+            '\u{7f}' => out.push_str("^?"),
+            c if (c as u32) < 0x20 => {
+                out.push('^');
+                out.push(char::from(b'@' + c as u8));
+            }
+            c => out.push_str(&format!("<U+{:04X}>", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String> {
@@ -387,8 +447,11 @@ fn validate_name(what: &str, name: &str, max_chars: usize) -> Result<(), String>
     if name.contains(':') || name.contains('|') {
         return Err(format!("{what} cannot contain ':' or '|'"));
     }
-    if name.chars().any(char::is_control) {
+    if has_control_chars(name) || name.contains('\t') {
         return Err(format!("{what} cannot contain control characters"));
+    }
+    if name.chars().any(is_invisible) {
+        return Err(format!("{what} cannot contain invisible or direction-changing characters"));
     }
     if name.trim() != name {
         return Err(format!("{what} cannot start or end with white space"));
@@ -588,6 +651,29 @@ mod tests {
         assert!(validate_group_name("a|b").is_err());
         assert!(validate_description("has | pipe").is_err());
         assert!(validate_description("").is_ok());
+        assert!(validate_description("a\x1b[2Jb").is_err());
+        assert!(validate_username("al\u{200b}ice").is_err());
+        assert!(validate_username("\u{202e}ecila").is_err());
+        assert!(validate_username("a\u{9b}b").is_err());
+    }
+
+    #[test]
+    fn look_alike_names_share_a_key() {
+        for name in ["Alice", "ALICE", "ａｌｉｃｅ", "al\u{200b}ice", "alice"] {
+            assert_eq!(username_key(name), "alice", "{name:?}");
+        }
+        assert_ne!(username_key("alice2"), username_key("alice"));
+        assert_eq!(username_key("Ǆ"), username_key("dž"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_and_shown_escaped() {
+        assert!(!has_control_chars("tab\there, émoji 👑, CJK 漢字"));
+        for bad in ["\x1b[2J", "a\rb", "\x07", "\x7f", "\u{9b}31m", "\0"] {
+            assert!(has_control_chars(bad), "{bad:?}");
+        }
+        assert_eq!(escape_controls("\x1b]0;pwned\x07 a\rb\x7f\u{9b}"), "^[]0;pwned^G a^Mb^?<U+009B>");
+        assert_eq!(escape_controls("plain: text"), "plain: text");
     }
 
     #[test]

@@ -148,8 +148,8 @@ impl Router {
     }
 
     /// Delivers to every local session of `user`; how many took it.
-    pub fn deliver_local(&self, user: &str, line: &str) -> usize {
-        self.local_outboxes(user).iter().filter(|o| o.notify(line.to_string())).count()
+    pub fn deliver_local(&self, user: &str, line: &Arc<str>) -> usize {
+        self.local_outboxes(user).iter().filter(|o| o.notify(line)).count()
     }
 
     fn route_remote(&self, recipients: &[&str], line: &str) -> RedisResult<usize> {
@@ -169,7 +169,7 @@ impl Router {
     /// Sends `line` to every session of `user` on any pod. Returns whether
     /// the user is online (has a live session somewhere).
     pub fn send_to_user(&self, user: &str, line: &str) -> bool {
-        let local = self.deliver_local(user, line);
+        let local = self.deliver_local(user, &Arc::from(line));
         match self.route_remote(&[user], line) {
             Ok(online) => local > 0 || online > 0,
             Err(e) => {
@@ -181,8 +181,9 @@ impl Router {
 
     /// Sends `line` to every session of each of `users` on any pod.
     pub fn send_to_users(&self, users: &[&str], line: &str) {
+        let shared: Arc<str> = Arc::from(line);
         for u in users {
-            self.deliver_local(u, line);
+            self.deliver_local(u, &shared);
         }
         if users.is_empty() {
             return;
@@ -197,9 +198,10 @@ impl Router {
     pub fn broadcast(&self, sender: &str, line: &str) -> BroadcastReport {
         let local_users: Vec<(String, Vec<Arc<Outbox>>)> =
             self.lock().iter().filter(|(u, _)| u.as_str() != sender).map(|(u, l)| (u.clone(), l.clone())).collect();
+        let shared: Arc<str> = Arc::from(line);
         let reached_local: HashSet<&str> = local_users
             .iter()
-            .filter(|(_, outboxes)| outboxes.iter().filter(|o| o.notify(line.to_string())).count() > 0)
+            .filter(|(_, outboxes)| outboxes.iter().filter(|o| o.notify(&shared)).count() > 0)
             .map(|(u, _)| u.as_str())
             .collect();
         let payload = encode_broadcast(self.presence.pod_id(), sender, line);
@@ -241,13 +243,15 @@ impl Router {
                     .filter(|(u, _)| u.as_str() != sender)
                     .flat_map(|(_, l)| l.iter().cloned())
                     .collect();
+                let shared: Arc<str> = Arc::from(line);
                 for o in targets {
-                    o.notify(line.to_string());
+                    o.notify(&shared);
                 }
             }
         } else if let Some((line, recipients)) = decode_direct(payload) {
+            let shared: Arc<str> = Arc::from(line);
             for r in recipients {
-                self.deliver_local(r, line);
+                self.deliver_local(r, &shared);
             }
         } else {
             warn!("ignored a malformed cross-pod message on {channel}");

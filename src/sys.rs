@@ -38,6 +38,17 @@ pub fn raise_open_files_limit() {
     }
 }
 
+/// The container's memory limit from its cgroup (v2 `memory.max`, v1
+/// `memory.limit_in_bytes`); `None` when there is none.
+pub fn memory_limit_bytes() -> Option<u64> {
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        // cgroup v1 says "no limit" with a huge number.
+        .filter(|&b| b < (1 << 60))
+}
+
 /// Keeps glibc's heap from growing with the number of threads: a few
 /// arenas instead of 8 per core (thousands of user threads would otherwise
 /// spread small allocations over many 64 MiB heaps), and fixed mmap and

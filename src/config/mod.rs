@@ -11,7 +11,7 @@ use std::fmt;
 
 pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
-pub use server::{DbConfig, ServerConfig, SERVER_ENV_HELP};
+pub use server::{default_hash_workers, DbConfig, RateLimits, ServerConfig, SERVER_ENV_HELP};
 
 /// Redis connection (`REDIS_*`).
 #[derive(Debug, Clone)]
@@ -105,6 +105,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 _ => Err(ConfigError::new(name, &v, "on or off")),
             },
         }
+    }
+
+    /// `<KIND>_BURST` (whole lines, at least 1) and `<KIND>_RATE` (lines per
+    /// second, above 0).
+    fn rate(&self, kind: &str, burst: f64, per_sec: f64) -> Result<crate::rate_limit::Rate, ConfigError> {
+        let burst_var = format!("{kind}_BURST");
+        let burst = self.positive(&burst_var, burst as u64)? as f64;
+        let rate_var = format!("{kind}_RATE");
+        let per_sec = self.parsed(&rate_var, per_sec, "a number of lines per second above 0")?;
+        if !(per_sec > 0.0 && per_sec.is_finite()) {
+            return Err(ConfigError::new(&rate_var, &per_sec.to_string(), "a number of lines per second above 0"));
+        }
+        Ok(crate::rate_limit::Rate { burst, per_sec })
     }
 
     fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {

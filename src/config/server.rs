@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{shared_env_help, ConfigError, Env, RedisConfig};
+use crate::rate_limit::Rate;
 
 /// Everything `chat_server` needs to start.
 #[derive(Debug, Clone)]
@@ -26,9 +27,28 @@ pub struct ServerConfig {
     /// (`PRESENCE_TTL_SECS`, default 15): users of a pod that died leave
     /// `online_users` within this plus one heartbeat (a third of it).
     pub presence_ttl: Duration,
-    /// Password hashes computed at once (`HASH_WORKERS`, default: cores).
-    /// Each Argon2id hash holds 19 MiB while it runs.
+    /// Bytes that may wait for a slow client (`OUTBOUND_QUEUE_BYTES`,
+    /// default 256 KiB), whichever of this and `outbound_queue` is reached
+    /// first.
+    pub outbound_queue_bytes: usize,
+    /// Password hashes computed at once (`HASH_WORKERS`). Each Argon2id
+    /// worker keeps 19 MiB; the default fits the container's limits
+    /// ([`default_hash_workers`]).
     pub hash_workers: usize,
+    /// A login or signup whose hash waited longer than this in the queue is
+    /// refused as busy (`HASH_QUEUE_TIMEOUT_SECS`, default 5).
+    pub hash_queue_timeout: Duration,
+    /// A connection that has not logged in within this is closed
+    /// (`AUTH_TIMEOUT_SECS`, default 30).
+    pub auth_timeout: Duration,
+    /// Failed logins after which a connection is closed
+    /// (`LOGIN_ATTEMPTS_PER_CONNECTION`, default 3).
+    pub login_attempts_per_connection: u32,
+    /// Longest a SIGTERM waits for connections to end before the process
+    /// exits anyway (`SHUTDOWN_TIMEOUT_SECS`, default 20).
+    pub shutdown_timeout: Duration,
+    /// Per-session rate limits; `None` with `RATE_LIMITS=off`.
+    pub limits: Option<RateLimits>,
     /// Replace a legacy (Python chatp) SHA-256 password hash by Argon2id
     /// at that user's first successful login (`LEGACY_PASSWORD_UPGRADE`,
     /// `on` by default). `off` keeps the database usable by the Python
@@ -36,6 +56,21 @@ pub struct ServerConfig {
     pub upgrade_legacy_hashes: bool,
     /// Log level (`LOG_LEVEL`: error, warn, info, debug; default info).
     pub log_level: log::LevelFilter,
+}
+
+/// Per-session rate limits (a burst, then a rate per second).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    /// Private messages (`MESSAGE_BURST` 10, `MESSAGE_RATE` 5/s); over it:
+    /// `ERROR:Rate limited`, not stored.
+    pub message: Rate,
+    /// Group messages (`GROUP_BURST` 10, `GROUP_RATE` 2/s).
+    pub group: Rate,
+    /// Broadcasts (`BROADCAST_BURST` 5, `BROADCAST_RATE` 1/s).
+    pub broadcast: Rate,
+    /// Every line after login (`LINE_BURST` 40, `LINE_RATE` 20/s); over it,
+    /// lines are read late (the client is slowed down), never refused.
+    pub line: Rate,
 }
 
 /// PostgreSQL connection (`DB_*`).
@@ -63,7 +98,13 @@ Environment (defaults in brackets):
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
   HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
-  PRESENCE_TTL_SECS [15]  HASH_WORKERS [cores]
+  OUTBOUND_QUEUE_BYTES [262144]  PRESENCE_TTL_SECS [15]
+  HASH_WORKERS [from the container's CPU and memory, at most 4]
+  HASH_QUEUE_TIMEOUT_SECS [5]  AUTH_TIMEOUT_SECS [30]
+  LOGIN_ATTEMPTS_PER_CONNECTION [3]  SHUTDOWN_TIMEOUT_SECS [20]
+  RATE_LIMITS [on]  MESSAGE_BURST [10] MESSAGE_RATE [5]  GROUP_BURST [10]
+  GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
+  LINE_RATE [20]   bursts in lines, rates in lines per second
   LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes",
     shared_env_help!()
 );
@@ -75,7 +116,6 @@ impl ServerConfig {
     }
 
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(port: u16, env: &Env<F>) -> Result<Self, ConfigError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(ServerConfig {
             port,
             bind_addr: env.string("BIND_ADDR", "0.0.0.0"),
@@ -92,11 +132,39 @@ impl ServerConfig {
             max_connections: env.positive("MAX_CONNECTIONS", 10_000)? as usize,
             outbound_queue: env.positive("OUTBOUND_QUEUE", 256)? as usize,
             presence_ttl: Duration::from_secs(env.positive("PRESENCE_TTL_SECS", 15)?),
-            hash_workers: env.positive("HASH_WORKERS", cores as u64)? as usize,
+            outbound_queue_bytes: env.positive("OUTBOUND_QUEUE_BYTES", 256 * 1024)? as usize,
+            hash_workers: env.positive("HASH_WORKERS", default_hash_workers() as u64)? as usize,
+            hash_queue_timeout: Duration::from_secs(env.positive("HASH_QUEUE_TIMEOUT_SECS", 5)?),
+            auth_timeout: Duration::from_secs(env.positive("AUTH_TIMEOUT_SECS", 30)?),
+            login_attempts_per_connection: env.positive("LOGIN_ATTEMPTS_PER_CONNECTION", 3)? as u32,
+            shutdown_timeout: Duration::from_secs(env.positive("SHUTDOWN_TIMEOUT_SECS", 20)?),
+            limits: if env.switch("RATE_LIMITS", true)? {
+                Some(RateLimits {
+                    message: env.rate("MESSAGE", 10.0, 5.0)?,
+                    group: env.rate("GROUP", 10.0, 2.0)?,
+                    broadcast: env.rate("BROADCAST", 5.0, 1.0)?,
+                    line: env.rate("LINE", 40.0, 20.0)?,
+                })
+            } else {
+                None
+            },
             upgrade_legacy_hashes: env.switch("LEGACY_PASSWORD_UPGRADE", true)?,
             log_level: env.log_level()?,
         })
     }
+}
+
+/// Memory each hashing worker keeps (Argon2id's 19 MiB work area) plus
+/// room for the rest of the pod, per worker.
+const HASH_WORKER_BUDGET: u64 = 64 * 1024 * 1024;
+
+/// Hashing workers that fit the container: its CPUs (`available_parallelism`
+/// follows the cgroup CPU quota), one per 64 MiB of its memory limit
+/// (cgroup v2 `memory.max`, v1 `memory.limit_in_bytes`), at most 4.
+pub fn default_hash_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_memory = crate::sys::memory_limit_bytes().map_or(usize::MAX, |m| (m / HASH_WORKER_BUDGET).max(1) as usize);
+    cpus.min(by_memory).clamp(1, 4)
 }
 
 #[cfg(test)]
@@ -125,6 +193,19 @@ mod tests {
         assert_eq!(e.to_string(), "DB_PORT=\"five\" is not valid: expected a port number");
         assert_eq!(config(&[("MAX_CONNECTIONS", "0")]).unwrap_err().variable, "MAX_CONNECTIONS");
         assert_eq!(config(&[("REDIS_PASSWORD", "s3")]).unwrap().redis.password.as_deref(), Some("s3"));
+    }
+
+    #[test]
+    fn rate_limits_default_and_off() {
+        let l = config(&[]).unwrap().limits.unwrap();
+        assert_eq!(l.message, Rate { burst: 10.0, per_sec: 5.0 });
+        assert_eq!(l.broadcast, Rate { burst: 5.0, per_sec: 1.0 });
+        let l = config(&[("GROUP_RATE", "0.5"), ("GROUP_BURST", "3")]).unwrap().limits.unwrap();
+        assert_eq!(l.group, Rate { burst: 3.0, per_sec: 0.5 });
+        assert!(config(&[("RATE_LIMITS", "off")]).unwrap().limits.is_none());
+        assert_eq!(config(&[("LINE_RATE", "0")]).unwrap_err().variable, "LINE_RATE");
+        assert_eq!(config(&[("MESSAGE_BURST", "0.5")]).unwrap_err().variable, "MESSAGE_BURST");
+        assert!((1..=4).contains(&config(&[]).unwrap().hash_workers));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
-use crate::protocol::HISTORY_LIMIT;
+use crate::protocol::{username_key, HISTORY_LIMIT};
 use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).
@@ -196,6 +196,7 @@ impl DbManager {
             .map_err(StoreError::Unavailable)?;
         let db = DbManager { pool, writer: Arc::new(Writer::start(pg)) };
         db.apply_schema()?;
+        db.fill_username_keys()?;
         Ok(db)
     }
 
@@ -221,16 +222,60 @@ impl DbManager {
         Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2) }))
     }
 
+    /// Whether a user has this name or one that reads the same
+    /// ([`username_key`]).
+    pub fn username_taken(&self, username: &str) -> StoreResult<bool> {
+        let row = self.conn()?.query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)",
+            &[&username, &username_key(username)],
+        )?;
+        Ok(row.get(0))
+    }
+
+    /// Creates a user unless the name, or one that reads the same, exists
+    /// (checked under a lock on the key, so two look-alike signups at once
+    /// cannot both pass).
     pub fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<SignupOutcome> {
-        let res = self.conn()?.query_one(
-            "INSERT INTO users (username, password_hash) VALUES ($1, $2) RETURNING user_id",
-            &[&username, &password_hash],
+        let key = username_key(username);
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('user:' || $1))", &[&key])?;
+        let taken = tx.query_one(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)",
+            &[&username, &key],
+        )?;
+        if taken.get(0) {
+            return Ok(SignupOutcome::UsernameTaken);
+        }
+        let res = tx.query_one(
+            "INSERT INTO users (username, password_hash, username_key) VALUES ($1, $2, $3) RETURNING user_id",
+            &[&username, &password_hash, &key],
         );
         match res {
-            Ok(row) => Ok(SignupOutcome::Created(row.get(0))),
+            Ok(row) => {
+                tx.commit()?;
+                Ok(SignupOutcome::Created(row.get(0)))
+            }
             Err(e) if is_unique_violation(&e) => Ok(SignupOutcome::UsernameTaken),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Fills `username_key` where it is missing (rows of a Python chatp
+    /// database, or written by the Python server since).
+    fn fill_username_keys(&self) -> StoreResult<u64> {
+        let mut c = self.conn()?;
+        let rows = c.query("SELECT user_id, username FROM users WHERE username_key IS NULL", &[])?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        let keys: Vec<String> = rows.iter().map(|r| username_key(r.get(1))).collect();
+        Ok(c.execute(
+            "UPDATE users u SET username_key = k.key FROM unnest($1::int4[], $2::text[]) AS k(id, key) \
+             WHERE u.user_id = k.id",
+            &[&ids, &keys],
+        )?)
     }
 
     /// Replaces a legacy hash; only if it is still the one that was checked.

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::connection::Step;
 use crate::protocol::{self, text};
 
-use super::session::Session;
+use super::session::{Outgoing, Session};
 
 /// Menu 2: history, then every line is a broadcast, until `back`.
 pub fn run(s: &mut Session) -> Step {
@@ -17,6 +17,9 @@ pub fn run(s: &mut Session) -> Step {
         let line = s.conn.read_line()?;
         if protocol::is_leave_chat(&line) {
             return Ok(());
+        }
+        if !s.admit(Outgoing::Broadcast, &line)? {
+            continue;
         }
         let saved = s.ctx.db.save_broadcast_message(s.user.id, &s.user.name, &line);
         if s.stored("storing a broadcast", saved, text::STORE_FAILED)?.is_none() {

@@ -4,7 +4,7 @@ use crate::connection::Step;
 use crate::db_manager::{CreateGroupOutcome, GroupSummary, JoinOutcome, LeaveOutcome};
 use crate::protocol::{self, input, text, GroupChatInput, GroupSelection};
 
-use super::session::Session;
+use super::session::{Outgoing, Session};
 
 /// Sends a group list between its markers; `false` when it was empty (then
 /// `empty_line` was sent in its place).
@@ -169,6 +169,9 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
                 }
             }
             GroupChatInput::Text(message) => {
+                if !s.admit(Outgoing::Group, message)? {
+                    continue;
+                }
                 let saved = db.save_group_message(group_id, s.user.id, &s.user.name, message);
                 match s.stored("storing a group message", saved, text::STORE_FAILED)? {
                     None => {}

@@ -7,6 +7,8 @@
 mod auth;
 mod broadcast;
 mod groups;
+mod login_throttle;
+mod open_connections;
 mod private_messages;
 mod session;
 mod user_thread;
@@ -17,12 +19,12 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{error, info, warn};
 
-use crate::config::ServerConfig;
+use crate::config::{RateLimits, ServerConfig};
 use crate::db_manager::{DbManager, StoreError};
 use crate::outbox::Flusher;
 use crate::passwords::PasswordHasher;
@@ -47,8 +49,15 @@ pub struct Context {
     pub pod_id: String,
     pub flusher: Flusher,
     pub outbound_queue: usize,
+    pub outbound_queue_bytes: usize,
     /// Replace legacy SHA-256 hashes at login (`LEGACY_PASSWORD_UPGRADE`).
     pub upgrade_legacy_hashes: bool,
+    pub auth_timeout: Duration,
+    pub login_attempts_per_connection: u32,
+    pub login_throttle: auth::LoginThrottle,
+    /// Per-session rate limits; `None` when off.
+    pub limits: Option<RateLimits>,
+    pub connections: open_connections::OpenConnections,
 }
 
 /// Why the server could not start.
@@ -98,6 +107,7 @@ pub struct Server {
     pubsub: Listener,
     heartbeat: (Sender<()>, JoinHandle<()>),
     max_connections: usize,
+    shutdown_timeout: Duration,
 }
 
 impl Server {
@@ -131,16 +141,37 @@ impl Server {
             db,
             router,
             presence,
-            hasher: PasswordHasher::start(cfg.hash_workers),
+            hasher: PasswordHasher::start(cfg.hash_workers, cfg.hash_queue_timeout),
             pod_id: cfg.pod_id.clone(),
             flusher: Flusher::start(),
             outbound_queue: cfg.outbound_queue,
+            outbound_queue_bytes: cfg.outbound_queue_bytes,
             upgrade_legacy_hashes: cfg.upgrade_legacy_hashes,
+            auth_timeout: cfg.auth_timeout,
+            login_attempts_per_connection: cfg.login_attempts_per_connection,
+            login_throttle: auth::LoginThrottle::default(),
+            limits: cfg.limits,
+            connections: Default::default(),
         });
         let heartbeat = start_heartbeat(Arc::clone(&ctx));
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
         info!("listening on {addr} as pod {}", cfg.pod_id);
-        Ok(Server { listener, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections })
+        info!(
+            "limits: {} hashing workers, login within {:?}, {} failed logins per connection, rate limits {}",
+            cfg.hash_workers,
+            cfg.auth_timeout,
+            cfg.login_attempts_per_connection,
+            if cfg.limits.is_some() { "on" } else { "off" }
+        );
+        Ok(Server {
+            listener,
+            ctx,
+            stop,
+            pubsub,
+            heartbeat,
+            max_connections: cfg.max_connections,
+            shutdown_timeout: cfg.shutdown_timeout,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -199,6 +230,20 @@ impl Server {
         }
         info!("shutting down: closing {} connections", live.load(Ordering::SeqCst));
         self.ctx.router.close_all("server shutting down");
+        self.ctx.connections.close_all("server shutting down");
+        let deadline = Instant::now() + self.shutdown_timeout;
+        while threads.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        let stuck = threads.iter().filter(|h| !h.is_finished()).count();
+        if stuck > 0 {
+            // Exit anyway: the process must end within its grace period.
+            warn!("{stuck} connection threads still busy after {:?}; exiting without them", self.shutdown_timeout);
+            if let Err(e) = self.ctx.presence.resync(&[], true) {
+                warn!("leaving presence: {e}");
+            }
+            return;
+        }
         for h in threads {
             let _ = h.join();
         }

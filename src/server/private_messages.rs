@@ -8,7 +8,7 @@ use crate::connection::Step;
 use crate::protocol::{self, input, text};
 
 use super::broadcast;
-use super::session::Session;
+use super::session::{Outgoing, Session};
 
 /// Menu 1: the contact list, until `back`.
 pub fn run(s: &mut Session) -> Step {
@@ -61,6 +61,9 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
         let line = s.conn.read_line()?;
         if protocol::is_leave_chat(&line) {
             return Ok(());
+        }
+        if !s.admit(Outgoing::Private, &line)? {
+            continue;
         }
         let saved = db.save_private_message(conversation_id, s.user.id, &s.user.name, &line);
         if s.stored("storing a private message", saved, text::STORE_FAILED)?.is_none() {

@@ -1,11 +1,14 @@
 //! A logged-in client: who it is, its connection, and the pod's services.
 //! The screens take a `&mut Session`.
 
-use log::error;
+use std::time::Instant;
+
+use log::{debug, error};
 
 use crate::connection::{Connection, Step};
 use crate::db_manager::StoreResult;
 use crate::protocol::{self, text};
+use crate::rate_limit::TokenBucket;
 
 use super::Context;
 
@@ -20,9 +23,44 @@ pub struct Session<'a> {
     pub ctx: &'a Context,
     pub conn: Connection,
     pub user: User,
+    /// Per kind of message, when limits are on.
+    limits: Option<[TokenBucket; 3]>,
 }
 
-impl Session<'_> {
+/// What a line would store and send to others.
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing {
+    Private = 0,
+    Group = 1,
+    Broadcast = 2,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(ctx: &'a Context, conn: Connection, user: User) -> Self {
+        let now = Instant::now();
+        let limits = ctx.limits.map(|l| {
+            [TokenBucket::new(l.message, now), TokenBucket::new(l.group, now), TokenBucket::new(l.broadcast, now)]
+        });
+        Session { ctx, conn, user, limits }
+    }
+
+    /// Whether a message may be stored and sent: no control characters,
+    /// within its rate limit. If not, the client is told why (`ERROR:`).
+    pub fn admit(&mut self, kind: Outgoing, message: &str) -> Step<bool> {
+        if protocol::has_control_chars(message) {
+            self.conn.send(protocol::error(text::CONTROL_CHARS))?;
+            return Ok(false);
+        }
+        if let Some(buckets) = &mut self.limits {
+            if !buckets[kind as usize].try_take(Instant::now()) {
+                debug!("{}: {kind:?} message over the rate limit, refused", self.user.name);
+                self.conn.send(protocol::error(text::RATE_LIMITED))?;
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Unwraps a storage result; on failure logs it, tells the client
     /// `ERROR:<reason>` and gives `None` (the screen then goes back).
     pub fn stored<T>(&self, what: &str, r: StoreResult<T>, reason: &str) -> Step<Option<T>> {

@@ -4,13 +4,13 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
 use crate::connection::{Connection, Ended, Step};
-use crate::outbox::Outbox;
-use crate::protocol::{self, MenuChoice};
+use crate::outbox::{Outbox, QueueLimits};
+use crate::protocol::{self, text, MenuChoice};
 
 use super::session::Session;
 use super::{auth, broadcast, groups, private_messages, Context};
@@ -26,23 +26,37 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     enable_keepalive(&stream);
     let stream = Arc::new(stream);
-    let outbox = Outbox::new(Arc::clone(&stream), ctx.outbound_queue, &ctx.flusher, peer.to_string());
+    let outbox = Outbox::new(
+        Arc::clone(&stream),
+        QueueLimits { lines: ctx.outbound_queue, bytes: ctx.outbound_queue_bytes },
+        &ctx.flusher,
+        peer.to_string(),
+    );
+    let _registered = ctx.connections.add(&outbox);
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
     debug!("connect {peer}");
 
+    conn.set_deadline(Some(Instant::now() + ctx.auth_timeout));
     let login = auth::authenticate(ctx, &mut conn, peer);
     let (user, session_id) = match login {
         Ok(l) => l,
         Err(why) => {
-            debug!("disconnect {peer} before login: {why}");
+            if matches!(why, Ended::TimedOut) {
+                info!("disconnect {peer}: not logged in within {:?}", ctx.auth_timeout);
+                let _ = conn.send(protocol::error(text::AUTH_TIMEOUT));
+            } else {
+                debug!("disconnect {peer} before login: {why}");
+            }
             outbox.drain(LOGOUT_DRAIN);
             outbox.close("session over");
             return;
         }
     };
+    conn.set_deadline(None);
+    conn.set_pace(ctx.limits.map(|l| l.line));
     outbox.set_label(format!("{}@{peer}", user.name));
     ctx.router.register(&user.name, &outbox);
-    let mut session = Session { ctx, conn, user };
+    let mut session = Session::new(ctx, conn, user);
     let why = main_menu(&mut session);
     let user = session.user;
 

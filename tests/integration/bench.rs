@@ -24,8 +24,9 @@ fn bench(args: &[&str], ports: &[u16]) -> HashMap<String, String> {
 #[test]
 fn every_scenario_runs_without_loss() {
     let world = World::new("bench");
-    let a = world.start_server();
-    let b = world.start_server();
+    // chat_bench sends as fast as the server answers: no per-user limits.
+    let a = world.start_unlimited_server();
+    let b = world.start_unlimited_server();
     let pid = a.child.id().to_string();
 
     let s = bench(&["signup", "-n", "4", "-c", "2"], &[a.port]);

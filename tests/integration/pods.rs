@@ -4,10 +4,10 @@ use std::time::{Duration, Instant};
 
 use chatp::protocol::{self, input};
 
-use crate::support::{unique, World};
+use crate::support::{unique, World, NO_RATE_LIMITS};
 
 /// Short presence TTL so a dead pod is noticed quickly in tests.
-const TTL: &[(&str, &str)] = &[("PRESENCE_TTL_SECS", "3")];
+const TTL: &[(&str, &str)] = &[("PRESENCE_TTL_SECS", "3"), NO_RATE_LIMITS];
 
 #[test]
 fn private_broadcast_and_group_messages_cross_pods_both_ways() {

@@ -85,7 +85,7 @@ fn offline_recipient_finds_the_message_in_history_after_login() {
 #[test]
 fn history_is_the_last_fifty_in_sending_order() {
     let w = World::new("private");
-    let server = w.start_server();
+    let server = w.start_unlimited_server();
     let (a, b) = (unique("a"), unique("b"));
     server.connect().signup(&b, "pw");
     let mut ca = server.connect();

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use chatp::protocol::{self, input};
 
-use crate::support::{unique, Client, World};
+use crate::support::{unique, Client, World, NO_RATE_LIMITS};
 
 #[test]
 fn stalled_reader_is_disconnected_and_never_slows_the_sender() {
     let w = World::new("slow");
-    let server = w.start_server_with(&[("OUTBOUND_QUEUE", "8")]);
+    let server = w.start_server_with(&[("OUTBOUND_QUEUE", "8"), NO_RATE_LIMITS]);
     let (sender, stalled) = (unique("s"), unique("z"));
     // A tiny receive buffer so the kernel holds little for the stalled one.
     let mut cz = Client::connect_with_rcvbuf(server.port, 4096);

@@ -87,7 +87,7 @@ fn no_ack_without_a_stored_row_and_recovery_after_restart() {
 #[test]
 fn one_unstorable_message_fails_alone() {
     let w = World::new("badrow");
-    let server = w.start_server();
+    let server = w.start_unlimited_server();
     let (a, b, c, d) = (unique("a"), unique("b"), unique("c"), unique("d"));
     let mut clients: Vec<_> = [&a, &b, &c, &d]
         .iter()

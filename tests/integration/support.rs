@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use chatp::protocol::{self, input};
 
+/// Environment that turns rate limits off.
+pub const NO_RATE_LIMITS: (&str, &str) = ("RATE_LIMITS", "off");
+
 /// How long a test waits for a line it expects.
 pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -127,6 +130,12 @@ impl World {
 
     pub fn start_server(&self) -> ServerProc {
         self.start_server_with(&[])
+    }
+
+    /// A server without rate limits, for tests that send faster than a
+    /// person (floods that are not the point of the test).
+    pub fn start_unlimited_server(&self) -> ServerProc {
+        self.start_server_with(&[NO_RATE_LIMITS])
     }
 
     pub fn start_server_with(&self, extra_env: &[(&str, &str)]) -> ServerProc {

@@ -130,3 +130,10 @@ CREATE INDEX IF NOT EXISTS idx_sessions_active_pod ON sessions(pod_id) WHERE is_
 CREATE INDEX IF NOT EXISTS idx_messages_history ON messages(conversation_id, timestamp, message_id);
 CREATE INDEX IF NOT EXISTS idx_broadcast_history ON broadcast_messages(timestamp, broadcast_id);
 CREATE INDEX IF NOT EXISTS idx_group_messages_history ON group_messages(group_id, timestamp, message_id);
+
+-- 4. New usernames are unique as people read them: the key is the name after
+--    Unicode NFKC, without invisible characters, in lower case (computed by
+--    chatp, filled in at start-up for rows it did not write). Not a unique
+--    index: an old database may already hold "Alice" and "alice".
+ALTER TABLE users ADD COLUMN IF NOT EXISTS username_key TEXT;
+CREATE INDEX IF NOT EXISTS idx_users_username_key ON users(username_key);
