@@ -2,10 +2,16 @@
 //! SIGTERM/SIGINT, the open-files limit, the allocator, idle stacks.
 
 /// Logs to stderr at `level`: time, level, message (no module or thread).
+/// The PostgreSQL driver's own lines are left out: at debug they print
+/// every statement's parameters (password hashes, names typed at login).
 pub fn init_logging(level: log::LevelFilter) {
     use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
-    let cfg =
-        ConfigBuilder::new().set_target_level(log::LevelFilter::Off).set_thread_level(log::LevelFilter::Off).build();
+    let cfg = ConfigBuilder::new()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .add_filter_ignore_str("tokio_postgres")
+        .add_filter_ignore_str("postgres")
+        .build();
     let _ = TermLogger::init(level, cfg, TerminalMode::Stderr, ColorChoice::Never);
 }
 

@@ -74,8 +74,12 @@ impl Renderer {
         Self::default()
     }
 
-    /// Renders one server line.
+    /// Renders one server line. Control characters in it (a message or a
+    /// history row from an old database) are shown escaped, never sent to
+    /// the terminal.
     pub fn render(&mut self, line: &str) -> Output {
+        let escaped = protocol::escape_controls(line);
+        let line: &str = &escaped;
         let parsed = protocol::parse_server_line(line);
         if let ServerLine::Notification(n) = parsed {
             let text = match n {
@@ -221,6 +225,13 @@ mod tests {
         assert!(out.notification && out.prompt);
         assert_eq!(r.render(&protocol::message("bo", "x:y")).lines, vec!["💬 bo: x:y"]);
         assert_eq!(r.render(&protocol::group_message("g", "cy", "1:2")).lines, vec!["👥 [g] cy: 1:2"]);
+    }
+
+    #[test]
+    fn control_characters_from_the_server_are_shown_escaped() {
+        let mut r = Renderer::new();
+        let out = r.render(&protocol::message("eve", "\x1b[2J\x1b]0;owned\x07\rfake prompt"));
+        assert_eq!(out.lines, vec!["💬 eve: ^[[2J^[]0;owned^G^Mfake prompt"]);
     }
 
     #[test]

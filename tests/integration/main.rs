@@ -6,6 +6,7 @@
 mod fake_kube;
 mod support;
 
+mod abuse;
 mod auth;
 mod autoscaler;
 mod bench;
