@@ -137,3 +137,12 @@ CREATE INDEX IF NOT EXISTS idx_group_messages_history ON group_messages(group_id
 --    index: an old database may already hold "Alice" and "alice".
 ALTER TABLE users ADD COLUMN IF NOT EXISTS username_key TEXT;
 CREATE INDEX IF NOT EXISTS idx_users_username_key ON users(username_key);
+
+-- 5. Which schema.sql a database has had applied (a digest of this file,
+--    written by chatp after the rest succeeded): a pod that finds its own
+--    version skips the file and takes no lock at all.
+CREATE TABLE IF NOT EXISTS chatp_schema (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    version TEXT NOT NULL,
+    applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);

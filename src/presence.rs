@@ -153,7 +153,7 @@ return 1
 
 /// Reaps pods that stopped their heartbeat and returns
 /// (live users, reaped pod ids).
-fn reap_and_count(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+fn reap_and_count(conn: &mut impl redis::ConnectionLike, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
     count_with(&REAP_AND_COUNT, conn, keys)
 }
 
@@ -162,7 +162,11 @@ fn count_live(conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, 
     count_with(&COUNT_LIVE, conn, keys)
 }
 
-fn count_with(script: &Script, conn: &mut redis::Connection, keys: &Keys) -> RedisResult<(usize, Vec<String>)> {
+fn count_with(
+    script: &Script,
+    conn: &mut impl redis::ConnectionLike,
+    keys: &Keys,
+) -> RedisResult<(usize, Vec<String>)> {
     let mut out: Vec<redis::Value> = script
         .key(keys.pods())
         .key(keys.online_users())
@@ -316,25 +320,36 @@ impl Presence {
         self.dirty.store(true, Ordering::SeqCst);
     }
 
-    /// Refreshes this pod's heartbeat (or rewrites its state when a write
-    /// was lost, asking `sessions` for the truth), then reaps dead pods.
-    /// Returns the pods it reaped.
-    pub fn heartbeat(&self, sessions: impl FnOnce() -> Vec<(String, usize)>) -> RedisResult<Vec<String>> {
-        if self.dirty.load(Ordering::SeqCst) {
-            self.resync(&sessions(), false)?;
-        } else {
-            let action = "refreshing the heartbeat";
-            let mut c = self.conn(action)?;
-            redis::pipe()
-                .set_ex(self.keys.pod_alive(&self.pod_id), 1, self.ttl.as_secs().max(1))
-                .ignore()
-                .sadd(self.keys.pods(), &self.pod_id)
-                .ignore()
-                .query::<()>(&mut *c)
-                .map_err(failed(action))?;
+    /// A write was lost or Redis came back: the pod's state must be
+    /// rewritten as a whole ([`Presence::resync`]).
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes this pod's heartbeat. `Ok(true)`: this pod had been reaped
+    /// (its heartbeat was late: CPU stall, SIGSTOP, a Redis outage) and its
+    /// users are missing from presence; the caller rewrites them at once.
+    pub fn refresh(&self) -> RedisResult<bool> {
+        let action = "refreshing the heartbeat";
+        let mut c = self.conn(action)?;
+        let (added,): (i64,) = redis::pipe()
+            .set_ex(self.keys.pod_alive(&self.pod_id), 1, self.ttl.as_secs().max(1))
+            .ignore()
+            .sadd(self.keys.pods(), &self.pod_id)
+            .query(&mut *c)
+            .map_err(failed(action))?;
+        // The reaper removes a dead pod from the pod set: being added back
+        // means we were reaped.
+        if added == 1 {
+            self.mark_dirty();
         }
+        Ok(added == 1)
+    }
+
+    /// Reaps pods whose heartbeat stopped; returns them.
+    pub fn reap(&self) -> RedisResult<Vec<String>> {
         let mut c = self.conn("reaping dead pods")?;
-        Ok(reap_and_count(&mut c, &self.keys)?.1)
+        Ok(reap_and_count(&mut *c, &self.keys)?.1)
     }
 
     /// The usernames online on any pod.

@@ -114,6 +114,8 @@ pub mod text {
     pub const INVALID_UTF8: &str = "Line is not valid UTF-8; it was discarded";
     pub const STORE_FAILED: &str = "Message not stored (storage unavailable); please retry";
     pub const STORAGE_UNAVAILABLE: &str = "Storage unavailable; please retry";
+    pub const STORE_UNKNOWN: &str =
+        "Storage was lost while saving; the message may have been stored: check the history before resending";
     pub const SERVER_FULL: &str = "Server is full, please try again later";
     pub const AUTH_TIMEOUT: &str = "Not logged in in time; connection closed";
     pub const RATE_LIMITED: &str = "Rate limited; slow down";

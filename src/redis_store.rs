@@ -111,17 +111,62 @@ impl RedisConnector {
     }
 }
 
+/// A pooled connection that remembers a timeout or I/O error: redis-rs
+/// keeps a connection "open" after a read timeout, so one whose Redis went
+/// silent (no FIN, no RST) would go back to the pool and cost every later
+/// user the timeout again. A failed one is dropped when it is returned.
+pub struct PooledRedis {
+    conn: redis::Connection,
+    failed: bool,
+}
+
+impl PooledRedis {
+    fn track<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        if let Err(e) = &r {
+            if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                self.failed = true;
+            }
+        }
+        r
+    }
+}
+
+impl redis::ConnectionLike for PooledRedis {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        let r = self.conn.req_packed_command(cmd);
+        self.track(r)
+    }
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        let r = self.conn.req_packed_commands(cmd, offset, count);
+        self.track(r)
+    }
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+    fn check_connection(&mut self) -> bool {
+        self.conn.check_connection()
+    }
+    fn is_open(&self) -> bool {
+        !self.failed && self.conn.is_open()
+    }
+}
+
 impl r2d2::ManageConnection for RedisConnector {
-    type Connection = redis::Connection;
+    type Connection = PooledRedis;
     type Error = redis::RedisError;
 
-    fn connect(&self) -> Result<redis::Connection, redis::RedisError> {
-        RedisConnector::connect(self)
+    fn connect(&self) -> Result<PooledRedis, redis::RedisError> {
+        Ok(PooledRedis { conn: RedisConnector::connect(self)?, failed: false })
     }
-    fn is_valid(&self, conn: &mut redis::Connection) -> Result<(), redis::RedisError> {
+    fn is_valid(&self, conn: &mut PooledRedis) -> Result<(), redis::RedisError> {
         redis::cmd("PING").query(conn)
     }
-    fn has_broken(&self, conn: &mut redis::Connection) -> bool {
+    fn has_broken(&self, conn: &mut PooledRedis) -> bool {
         !redis::ConnectionLike::is_open(conn)
     }
 }

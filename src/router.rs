@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{error, info, warn};
@@ -25,31 +25,40 @@ use redis::Script;
 
 use crate::outbox::Outbox;
 use crate::presence::Presence;
-use crate::redis_store::{failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
+use crate::redis_store::{
+    failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
+};
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
 /// recipient's pods set. ARGV: own pod, pod channel template, line, then the
-/// recipients in KEYS order. Returns how many recipients are online anywhere.
+/// recipients in KEYS order. Returns how many recipients a subscribed pod
+/// took the line for: PUBLISH counts the pods listening on a channel, so a
+/// recipient whose only pod is gone (crashed, not reaped yet) is not
+/// counted as reached.
 static ROUTE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_FILL}{}",
         r#"
-local by_pod, order, online = {}, {}, 0
+local by_pod, order = {}, {}
 for i, key in ipairs(KEYS) do
   local user = ARGV[3 + i]
-  local pods = redis.call('SMEMBERS', key)
-  if #pods > 0 then online = online + 1 end
-  for _, pod in ipairs(pods) do
+  for _, pod in ipairs(redis.call('SMEMBERS', key)) do
     if pod ~= ARGV[1] then
       if not by_pod[pod] then by_pod[pod] = {}; table.insert(order, pod) end
       table.insert(by_pod[pod], user)
     end
   end
 end
+local reached, count = {}, 0
 for _, pod in ipairs(order) do
-  redis.call('PUBLISH', fill(ARGV[2], pod), ARGV[3] .. '\n' .. table.concat(by_pod[pod], '\n'))
+  local listeners = redis.call('PUBLISH', fill(ARGV[2], pod), ARGV[3] .. '\n' .. table.concat(by_pod[pod], '\n'))
+  if listeners > 0 then
+    for _, user in ipairs(by_pod[pod]) do
+      if not reached[user] then reached[user] = true; count = count + 1 end
+    end
+  end
 end
-return online
+return count
 "#
     ))
 });
@@ -100,6 +109,10 @@ pub struct BroadcastReport {
 /// Local sessions plus cross-pod routing.
 pub struct Router {
     sessions: Mutex<HashMap<String, Vec<Arc<Outbox>>>>,
+    /// Held across a session's local change and its presence write, and
+    /// across a resync's snapshot and rewrite, so a login or logout is
+    /// never lost (or counted twice) by a resync running at the same time.
+    presence_order: Mutex<()>,
     presence: Arc<Presence>,
     pool: RedisPool,
     keys: Keys,
@@ -107,15 +120,27 @@ pub struct Router {
 
 impl Router {
     pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys) -> Self {
-        Router { sessions: Mutex::new(HashMap::new()), presence, pool, keys }
+        Router { sessions: Mutex::new(HashMap::new()), presence_order: Mutex::new(()), presence, pool, keys }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<Outbox>>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn presence_order(&self) -> MutexGuard<'_, ()> {
+        self.presence_order.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Rewrites this pod's presence from its live sessions (after a lost
+    /// write, a Redis restart, or when the pod finds it was reaped).
+    pub fn resync_presence(&self) -> RedisResult<()> {
+        let _order = self.presence_order();
+        self.presence.resync(&self.session_counts(), false)
+    }
+
     /// A user's session starts here: local registry, then presence.
     pub fn register(&self, user: &str, outbox: &Arc<Outbox>) {
+        let _order = self.presence_order();
         self.lock().entry(user.to_string()).or_default().push(Arc::clone(outbox));
         if let Err(e) = self.presence.session_up(user) {
             error!("presence: {e} (will resync at the next heartbeat)");
@@ -124,6 +149,7 @@ impl Router {
 
     /// A user's session ends.
     pub fn unregister(&self, user: &str, outbox: &Arc<Outbox>) {
+        let _order = self.presence_order();
         {
             let mut map = self.lock();
             if let Some(list) = map.get_mut(user) {
@@ -167,7 +193,8 @@ impl Router {
     }
 
     /// Sends `line` to every session of `user` on any pod. Returns whether
-    /// the user is online (has a live session somewhere).
+    /// it was delivered: to a live session here, or to a pod subscribed to
+    /// its channel that holds one.
     pub fn send_to_user(&self, user: &str, line: &str) -> bool {
         let local = self.deliver_local(user, &Arc::from(line));
         match self.route_remote(&[user], line) {
@@ -278,6 +305,11 @@ pub struct Listener {
 /// How often the listener wakes to check for shutdown.
 const LISTENER_TICK: Duration = Duration::from_millis(500);
 
+/// After this long without traffic the listener PINGs Redis: a subscriber
+/// connection whose Redis went silent (node lost, no FIN) is found within
+/// this plus [`REDIS_TIMEOUT`], then reconnected and resubscribed.
+const LISTENER_PING_AFTER: Duration = Duration::from_secs(1);
+
 impl Listener {
     /// Starts the listener and returns once it is subscribed (or failed).
     pub fn start(
@@ -335,20 +367,38 @@ fn serve(
         return ListenEnd::Lost(failed("subscribing")(e));
     }
     subscribed();
+    let mut last_heard = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         match ps.get_message() {
             Ok(m) => {
+                last_heard = Instant::now();
                 let channel = m.get_channel_name().to_string();
                 match m.get_payload::<String>() {
                     Ok(payload) => router.deliver_published(&channel, &payload),
                     Err(e) => warn!("ignored a cross-pod message on {channel}: {e}"),
                 }
             }
-            Err(e) if e.is_timeout() => {}
+            Err(e) if e.is_timeout() => {
+                if last_heard.elapsed() >= LISTENER_PING_AFTER {
+                    if let Err(e) = ping(&mut ps) {
+                        return ListenEnd::Lost(failed("checking the subscription with PING")(e));
+                    }
+                    last_heard = Instant::now();
+                }
+            }
             Err(e) => return ListenEnd::Lost(failed("reading pub/sub")(e)),
         }
     }
     ListenEnd::Stopped
+}
+
+/// PING on a subscribed connection, answered within [`REDIS_TIMEOUT`]
+/// (messages that arrive first are kept for `get_message`).
+fn ping(ps: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
+    ps.set_read_timeout(Some(REDIS_TIMEOUT))?;
+    let pong = ps.ping::<redis::Value>();
+    ps.set_read_timeout(Some(LISTENER_TICK))?;
+    pong.map(drop)
 }
 
 fn listen(

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     /// A connection that has not logged in within this is closed
     /// (`AUTH_TIMEOUT_SECS`, default 30).
     pub auth_timeout: Duration,
+    /// A client whose host vanished (no FIN) is disconnected, and leaves
+    /// presence, within this (`CLIENT_TIMEOUT_SECS`, default 45): TCP
+    /// keepalive and `TCP_USER_TIMEOUT`.
+    pub client_timeout: Duration,
     /// Failed logins after which a connection is closed
     /// (`LOGIN_ATTEMPTS_PER_CONNECTION`, default 3).
     pub login_attempts_per_connection: u32,
@@ -100,7 +104,7 @@ Environment (defaults in brackets):
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
   OUTBOUND_QUEUE_BYTES [262144]  PRESENCE_TTL_SECS [15]
   HASH_WORKERS [from the container's CPU and memory, at most 4]
-  HASH_QUEUE_TIMEOUT_SECS [5]  AUTH_TIMEOUT_SECS [30]
+  HASH_QUEUE_TIMEOUT_SECS [5]  AUTH_TIMEOUT_SECS [30]  CLIENT_TIMEOUT_SECS [45]
   LOGIN_ATTEMPTS_PER_CONNECTION [3]  SHUTDOWN_TIMEOUT_SECS [20]
   RATE_LIMITS [on]  MESSAGE_BURST [10] MESSAGE_RATE [5]  GROUP_BURST [10]
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
@@ -136,6 +140,7 @@ impl ServerConfig {
             hash_workers: env.positive("HASH_WORKERS", default_hash_workers() as u64)? as usize,
             hash_queue_timeout: Duration::from_secs(env.positive("HASH_QUEUE_TIMEOUT_SECS", 5)?),
             auth_timeout: Duration::from_secs(env.positive("AUTH_TIMEOUT_SECS", 30)?),
+            client_timeout: Duration::from_secs(env.positive("CLIENT_TIMEOUT_SECS", 45)?),
             login_attempts_per_connection: env.positive("LOGIN_ATTEMPTS_PER_CONNECTION", 3)? as u32,
             shutdown_timeout: Duration::from_secs(env.positive("SHUTDOWN_TIMEOUT_SECS", 20)?),
             limits: if env.switch("RATE_LIMITS", true)? {

@@ -31,6 +31,12 @@ const SCHEMA_LOCK_KEY: i64 = 0x63_68_61_74_70; // "chatp"
 
 /// How long a request waits for a pooled connection before it fails.
 const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a statement runs (`statement_timeout` of every connection).
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a statement waits for a lock (`lock_timeout`).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection whose data goes unacknowledged this long is dead.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Manager = PostgresConnectionManager<NoTls>;
 type Conn = PooledConnection<Manager>;
@@ -44,9 +50,23 @@ pub enum StoreError {
     /// A statement of the message writer failed (its error, as text: the
     /// writer answers every sender of a group with it).
     Writer(String),
-    /// The message writer has stopped (the server is shutting down) or did
-    /// not answer in time.
+    /// The message writer has stopped (the server is shutting down), or
+    /// the message waited too long in its queue and was cancelled unwritten.
     WriterStopped,
+    /// PostgreSQL went away during the `COMMIT` and could not be asked
+    /// afterwards: the message may or may not be stored.
+    OutcomeUnknown,
+}
+
+impl StoreError {
+    /// The same error for another waiter (`postgres::Error` is not `Clone`).
+    pub fn again(&self) -> StoreError {
+        match self {
+            StoreError::OutcomeUnknown => StoreError::OutcomeUnknown,
+            StoreError::WriterStopped => StoreError::WriterStopped,
+            other => StoreError::Writer(other.to_string()),
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -56,6 +76,7 @@ impl fmt::Display for StoreError {
             StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
             StoreError::Writer(e) => write!(f, "PostgreSQL statement failed: {e}"),
             StoreError::WriterStopped => write!(f, "the message writer is not answering"),
+            StoreError::OutcomeUnknown => write!(f, "PostgreSQL went away during COMMIT; outcome unknown"),
         }
     }
 }
@@ -65,7 +86,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Unavailable(e) => Some(e),
             StoreError::Query(e) => Some(e),
-            StoreError::Writer(_) | StoreError::WriterStopped => None,
+            StoreError::Writer(_) | StoreError::WriterStopped | StoreError::OutcomeUnknown => None,
         }
     }
 }
@@ -169,6 +190,43 @@ fn history_sql(table: &str, key: &str, filter: &str) -> String {
     )
 }
 
+/// Longest a migration statement waits for a table lock.
+const MIGRATION_LOCK_TIMEOUT: &str = "2s";
+
+/// The digest of `schema.sql` recorded in `chatp_schema`.
+fn schema_version() -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(SCHEMA_SQL.as_bytes())[..8])
+}
+
+/// The version `chatp_schema` records, if the table exists.
+fn recorded_version(c: &mut impl postgres::GenericClient) -> Result<Option<String>, postgres::Error> {
+    let exists: bool = c.query_one("SELECT to_regclass('chatp_schema') IS NOT NULL", &[])?.get(0);
+    if !exists {
+        return Ok(None);
+    }
+    Ok(c.query_opt("SELECT version FROM chatp_schema WHERE id = 1", &[])?.map(|r| r.get(0)))
+}
+
+fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Error> {
+    let mut tx = c.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
+    // A twin pod may have migrated while we waited for the lock.
+    if recorded_version(&mut tx)?.as_deref() == Some(version) {
+        return tx.commit();
+    }
+    // Building an index on a large old table may take long: no statement
+    // timeout here, only a short wait for locks.
+    tx.batch_execute(&format!("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))?;
+    tx.batch_execute(SCHEMA_SQL)?;
+    tx.execute(
+        "INSERT INTO chatp_schema (id, version) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, applied_at = CURRENT_TIMESTAMP",
+        &[&version],
+    )?;
+    tx.commit()
+}
+
 impl DbManager {
     /// Connects, checks one connection and applies the schema.
     pub fn connect(cfg: &DbConfig) -> StoreResult<Self> {
@@ -180,8 +238,21 @@ impl DbManager {
             .password(&cfg.password)
             .application_name("chat_server")
             .connect_timeout(Duration::from_secs(5))
+            // A PostgreSQL that hangs (locks, failover, a black hole) costs a
+            // request seconds, never a thread for ever: statements and lock
+            // waits are cut short by the server, a silent socket by the
+            // kernel (keepalive, and TCP_USER_TIMEOUT for unacknowledged
+            // data).
+            .options(&format!(
+                "-c statement_timeout={}s -c lock_timeout={}s -c idle_in_transaction_session_timeout=60s",
+                STATEMENT_TIMEOUT.as_secs(),
+                LOCK_TIMEOUT.as_secs()
+            ))
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_retries(3)
+            .tcp_user_timeout(SOCKET_TIMEOUT);
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             .min_idle(Some(1))
@@ -204,13 +275,32 @@ impl DbManager {
         self.pool.get().map_err(StoreError::Unavailable)
     }
 
+    /// Brings the database to `schema.sql`, unless it is there already
+    /// (then nothing is locked). The statements wait at most
+    /// [`MIGRATION_LOCK_TIMEOUT`] for a table lock, so a pod that starts
+    /// behind a long transaction (or `pg_dump`) never holds up the other
+    /// pods' writes; it gives up, waits and tries again.
     fn apply_schema(&self) -> StoreResult<()> {
-        let mut c = self.conn()?;
-        let mut tx = c.transaction()?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
-        tx.batch_execute(SCHEMA_SQL)?;
-        tx.commit()?;
-        Ok(())
+        let version = schema_version();
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let mut c = self.conn()?;
+            if recorded_version(&mut *c)?.as_deref() == Some(version.as_str()) {
+                return Ok(());
+            }
+            match migrate(&mut c, &version) {
+                Ok(()) => {
+                    log::info!("schema.sql applied (version {version})");
+                    return Ok(());
+                }
+                Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+                    log::warn!("schema migration waits for a table lock held elsewhere; retrying in {wait:?}");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     // ------------------------------------------------------------ users
@@ -319,6 +409,15 @@ impl DbManager {
             &[&session_id],
         )?;
         Ok(())
+    }
+
+    /// Opens again rows of live sessions that another pod closed when it
+    /// took this pod for dead.
+    pub fn reopen_sessions(&self, session_ids: &[i32]) -> StoreResult<u64> {
+        Ok(self.conn()?.execute(
+            "UPDATE sessions SET logout_time = NULL, is_active = TRUE WHERE session_id = ANY($1) AND NOT is_active",
+            &[&session_ids],
+        )?)
     }
 
     /// Closes every session a pod left open (it died, or restarts).

@@ -9,12 +9,21 @@
 //! so only that row's sender sees the error. A connection idle for more
 //! than [`VALIDATE_AFTER_IDLE`] is checked before use, and reopened if
 //! PostgreSQL restarted meanwhile.
+//!
+//! A sender is never told "not stored" for a row that may still commit:
+//! a job is cancelled only while it waits in the queue; once the writer has
+//! taken it, the sender waits for the outcome. Each group is one explicit
+//! transaction whose id is read first, so when the connection dies during
+//! `COMMIT` the writer asks PostgreSQL (`txid_status`) whether it committed
+//! instead of guessing.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use postgres::{NoTls, Statement};
+use postgres::{NoTls, SimpleQueryMessage, Statement};
 
 use super::{StoreError, StoreResult};
 
@@ -22,8 +31,19 @@ use super::{StoreError, StoreResult};
 const MAX_BATCH: usize = 256;
 /// Idle time after which the connection is checked before use.
 const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(1);
-/// Longest a sender waits for its commit.
-const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Longest a message waits in the queue before its sender gives up on it
+/// (it is then cancelled, never written).
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Messages that may wait for the writer; beyond that senders are refused.
+const QUEUE_CAPACITY: usize = 10_000;
+/// How long the writer keeps asking whether a transaction whose `COMMIT`
+/// got no answer committed, before it says the outcome is unknown.
+const RESOLVE_FOR: Duration = Duration::from_secs(60);
+
+/// A job's life: waiting, taken by the writer, or given up by its sender.
+const QUEUED: u8 = 0;
+const TAKEN: u8 = 1;
+const CANCELLED: u8 = 2;
 
 const INSERT_PRIVATE: &str = "\
     WITH m AS ( \
@@ -47,6 +67,7 @@ pub enum Message {
 struct Job {
     message: Message,
     reply: Sender<StoreResult<()>>,
+    state: Arc<AtomicU8>,
 }
 
 /// The writer thread and the way to it. Dropping it stops and joins it.
@@ -58,7 +79,7 @@ pub struct Writer {
 impl Writer {
     /// Starts the thread; it connects on first use.
     pub fn start(pg: postgres::Config) -> Writer {
-        let (jobs, rx) = crossbeam_channel::unbounded();
+        let (jobs, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let thread = thread::Builder::new()
             .name("db-writer".into())
             .spawn(move || run(&pg, &rx))
@@ -66,12 +87,23 @@ impl Writer {
         Writer { jobs: Some(jobs), thread: Some(thread) }
     }
 
-    /// Stores `message`; `Ok` once it is committed.
+    /// Stores `message`; `Ok` once it is committed. An error means it was
+    /// not stored, except [`StoreError::OutcomeUnknown`].
     pub fn save(&self, message: Message) -> StoreResult<()> {
         let (reply, done) = bounded(1);
+        let state = Arc::new(AtomicU8::new(QUEUED));
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterStopped)?;
-        jobs.send(Job { message, reply }).map_err(|_| StoreError::WriterStopped)?;
-        done.recv_timeout(COMMIT_WAIT).map_err(|_| StoreError::WriterStopped)?
+        jobs.send_timeout(Job { message, reply, state: Arc::clone(&state) }, QUEUE_WAIT)
+            .map_err(|_| StoreError::WriterStopped)?;
+        match done.recv_timeout(QUEUE_WAIT) {
+            Ok(result) => result,
+            // Still queued: cancel it, it will never be written.
+            Err(_) if state.compare_exchange(QUEUED, CANCELLED, Ordering::SeqCst, Ordering::SeqCst).is_ok() => {
+                Err(StoreError::WriterStopped)
+            }
+            // Taken: the writer answers (its statements have timeouts).
+            Err(_) => done.recv().unwrap_or(Err(StoreError::OutcomeUnknown)),
+        }
     }
 }
 
@@ -92,6 +124,16 @@ struct Conn {
     last_used: Instant,
 }
 
+/// Why a group was not (known to be) committed.
+enum InsertError {
+    /// Not committed: a statement failed or the connection died before
+    /// `COMMIT` was sent.
+    NotStored(postgres::Error),
+    /// The connection died during `COMMIT`: transaction `txid` may have
+    /// committed.
+    InDoubt { txid: i64, error: postgres::Error },
+}
+
 impl Conn {
     fn open(pg: &postgres::Config) -> Result<Conn, postgres::Error> {
         let mut client = pg.connect(NoTls)?;
@@ -107,9 +149,34 @@ impl Conn {
             && (self.last_used.elapsed() < VALIDATE_AFTER_IDLE || self.client.simple_query("").is_ok())
     }
 
-    /// One statement for `jobs`, all of one kind.
-    fn insert(&mut self, jobs: &[Job]) -> Result<u64, postgres::Error> {
+    /// One transaction for `jobs`, all of one kind: `BEGIN` and its id in
+    /// one round trip, the prepared insert, `COMMIT`.
+    fn insert(&mut self, jobs: &[Job]) -> Result<(), InsertError> {
         self.last_used = Instant::now();
+        let txid = self.begin().map_err(InsertError::NotStored)?;
+        if let Err(e) = self.insert_rows(jobs) {
+            if !self.client.is_closed() {
+                let _ = self.client.batch_execute("ROLLBACK");
+            }
+            return Err(InsertError::NotStored(e));
+        }
+        match self.client.batch_execute("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(error) if self.client.is_closed() => Err(InsertError::InDoubt { txid, error }),
+            Err(e) => Err(InsertError::NotStored(e)),
+        }
+    }
+
+    fn begin(&mut self) -> Result<i64, postgres::Error> {
+        let msgs = self.client.simple_query("BEGIN; SELECT txid_current()")?;
+        let txid = msgs.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        });
+        Ok(txid.expect("txid_current() returns a number"))
+    }
+
+    fn insert_rows(&mut self, jobs: &[Job]) -> Result<u64, postgres::Error> {
         match jobs[0].message {
             Message::Private { .. } => {
                 let (mut conv, mut ids, mut names, mut texts) = (vec![], vec![], vec![], vec![]);
@@ -143,6 +210,8 @@ fn run(pg: &postgres::Config, rx: &Receiver<Job>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+        // Taken now: from here on each sender waits for the outcome.
+        batch.retain(|j| j.state.compare_exchange(QUEUED, TAKEN, Ordering::SeqCst, Ordering::SeqCst).is_ok());
         let (private, broadcast): (Vec<Job>, Vec<Job>) =
             batch.into_iter().partition(|j| matches!(j.message, Message::Private { .. }));
         for jobs in [private, broadcast] {
@@ -169,20 +238,67 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
     }
     let conn = slot.as_mut().expect("connected above");
     match conn.insert(&jobs) {
-        Ok(_) => answer_all(&jobs, || Ok(())),
-        Err(e) if conn.client.is_closed() => {
-            log::warn!("message writer lost PostgreSQL with {} messages in flight: {e}", jobs.len());
+        Ok(()) => answer_all(&jobs, || Ok(())),
+        Err(InsertError::InDoubt { txid, error }) => {
+            log::warn!("message writer lost PostgreSQL during COMMIT of {} messages: {error}", jobs.len());
+            *slot = None;
+            let outcome = resolve(pg, txid);
+            answer_all(&jobs, || outcome.as_ref().map(|_| ()).map_err(|e| e.again()));
+        }
+        Err(InsertError::NotStored(e)) if conn.client.is_closed() => {
+            log::warn!("message writer lost PostgreSQL with {} messages (not committed): {e}", jobs.len());
             *slot = None;
             answer_all(&jobs, || Err(clone_error(&e)));
         }
-        Err(e) if jobs.len() > 1 => {
+        Err(InsertError::NotStored(e)) if jobs.len() > 1 => {
             // One bad row fails the group: write them one by one.
             log::info!("a group of {} messages failed ({e}); writing them one by one", jobs.len());
             for job in &jobs {
-                let _ = job.reply.send(conn.insert(std::slice::from_ref(job)).map(|_| ()).map_err(StoreError::Query));
+                let one = match conn.insert(std::slice::from_ref(job)) {
+                    Ok(()) => Ok(()),
+                    Err(InsertError::NotStored(e)) => Err(StoreError::Query(e)),
+                    Err(InsertError::InDoubt { txid, .. }) => {
+                        *slot = None;
+                        let outcome = resolve(pg, txid);
+                        let _ = job.reply.send(outcome);
+                        return;
+                    }
+                };
+                let _ = job.reply.send(one);
             }
         }
-        Err(e) => answer_all(&jobs, || Err(clone_error(&e))),
+        Err(InsertError::NotStored(e)) => answer_all(&jobs, || Err(clone_error(&e))),
+    }
+}
+
+/// Whether transaction `txid` committed, asked on fresh connections until
+/// PostgreSQL knows (its old backend may still be finishing), for up to
+/// [`RESOLVE_FOR`]: `Ok` committed, `Err` aborted or still unknown.
+fn resolve(pg: &postgres::Config, txid: i64) -> StoreResult<()> {
+    let deadline = Instant::now() + RESOLVE_FOR;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let status: Result<Option<String>, postgres::Error> = pg
+            .connect(NoTls)
+            .and_then(|mut c| c.query_one("SELECT txid_status($1)", &[&txid]).map(|r| r.get::<_, Option<String>>(0)));
+        match status.as_ref().map(Option::as_deref) {
+            Ok(Some("committed")) => {
+                log::info!("transaction {txid} had committed: its messages are stored");
+                return Ok(());
+            }
+            Ok(Some("aborted")) | Ok(None) => {
+                log::info!("transaction {txid} did not commit: its messages are not stored");
+                return Err(StoreError::Writer(format!("transaction {txid} aborted")));
+            }
+            _ if Instant::now() >= deadline => {
+                log::error!("cannot tell whether transaction {txid} committed: {status:?}");
+                return Err(StoreError::OutcomeUnknown);
+            }
+            _ => {
+                thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod auth;
 mod broadcast;
 mod groups;
+mod heartbeat;
 mod login_throttle;
 mod open_connections;
 mod private_messages;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use log::{error, info, warn};
 
 use crate::config::{RateLimits, ServerConfig};
@@ -53,11 +54,14 @@ pub struct Context {
     /// Replace legacy SHA-256 hashes at login (`LEGACY_PASSWORD_UPGRADE`).
     pub upgrade_legacy_hashes: bool,
     pub auth_timeout: Duration,
+    /// A client that stops acknowledging is disconnected after this.
+    pub client_timeout: Duration,
     pub login_attempts_per_connection: u32,
     pub login_throttle: auth::LoginThrottle,
     /// Per-session rate limits; `None` when off.
     pub limits: Option<RateLimits>,
     pub connections: open_connections::OpenConnections,
+    pub session_rows: heartbeat::SessionRows,
 }
 
 /// Why the server could not start.
@@ -148,12 +152,14 @@ impl Server {
             outbound_queue_bytes: cfg.outbound_queue_bytes,
             upgrade_legacy_hashes: cfg.upgrade_legacy_hashes,
             auth_timeout: cfg.auth_timeout,
+            client_timeout: cfg.client_timeout,
             login_attempts_per_connection: cfg.login_attempts_per_connection,
             login_throttle: auth::LoginThrottle::default(),
             limits: cfg.limits,
             connections: Default::default(),
+            session_rows: Default::default(),
         });
-        let heartbeat = start_heartbeat(Arc::clone(&ctx));
+        let heartbeat = heartbeat::start(Arc::clone(&ctx));
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
         info!("listening on {addr} as pod {}", cfg.pod_id);
         info!(
@@ -265,34 +271,4 @@ impl Server {
 fn refuse_full(mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
     let _ = writeln!(stream, "{}", protocol::error(text::SERVER_FULL));
-}
-
-/// Refreshes this pod's heartbeat, rewrites presence after lost writes, and
-/// closes the sessions of pods found dead.
-fn start_heartbeat(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
-    let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
-    let interval = ctx.presence.heartbeat_interval();
-    let handle = thread::Builder::new()
-        .name("heartbeat".into())
-        .spawn(move || loop {
-            match rx.recv_timeout(interval) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
-            }
-            match ctx.presence.heartbeat(|| ctx.router.session_counts()) {
-                Ok(reaped) => {
-                    for pod in reaped {
-                        match ctx.db.end_pod_sessions(&pod) {
-                            Ok(n) => {
-                                info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed")
-                            }
-                            Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
-                        }
-                    }
-                }
-                Err(e) => warn!("heartbeat: {e}"),
-            }
-        })
-        .expect("spawn heartbeat thread");
-    (tx, handle)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use log::{debug, error};
 
 use crate::connection::{Connection, Step};
-use crate::db_manager::StoreResult;
+use crate::db_manager::{StoreError, StoreResult};
 use crate::protocol::{self, text};
 use crate::rate_limit::TokenBucket;
 
@@ -68,6 +68,10 @@ impl<'a> Session<'a> {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
                 error!("{} ({}): {what}: {e}", self.user.name, self.conn.outbox().label());
+                let reason = match e {
+                    StoreError::OutcomeUnknown => text::STORE_UNKNOWN,
+                    _ => reason,
+                };
                 self.conn.send(protocol::error(reason))?;
                 Ok(None)
             }

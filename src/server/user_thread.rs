@@ -19,12 +19,9 @@ use super::{auth, broadcast, groups, private_messages, Context};
 /// closed anyway.
 const LOGOUT_DRAIN: Duration = Duration::from_secs(2);
 
-/// TCP keepalive: finds clients whose host vanished without a FIN.
-const KEEPALIVE_IDLE_SECS: libc::c_int = 60;
-
 pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    enable_keepalive(&stream);
+    set_dead_client_timeout(&stream, ctx.client_timeout);
     let stream = Arc::new(stream);
     let outbox = Outbox::new(
         Arc::clone(&stream),
@@ -53,6 +50,7 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
         }
     };
     conn.set_deadline(None);
+    ctx.session_rows.opened(session_id);
     conn.set_pace(ctx.limits.map(|l| l.line));
     outbox.set_label(format!("{}@{peer}", user.name));
     ctx.router.register(&user.name, &outbox);
@@ -61,7 +59,7 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     let user = session.user;
 
     ctx.router.unregister(&user.name, &outbox);
-    if let Err(e) = ctx.db.end_session(session_id) {
+    if let Err(e) = ctx.session_rows.close(&ctx.db, session_id) {
         warn!("session {session_id} of {} stays open in the database: {e}", user.name);
     }
     if matches!(why, Ended::Logout) {
@@ -92,20 +90,25 @@ fn main_menu(s: &mut Session) -> Ended {
     }
 }
 
-fn enable_keepalive(stream: &TcpStream) {
+/// Finds clients whose host vanished without a FIN (Wi-Fi lost, laptop
+/// closed) within `dead_after`: keepalive probes from a third of it, then
+/// every ninth of it, six of them; and `TCP_USER_TIMEOUT`, so data that the
+/// client stops acknowledging (or a receive window that stays shut) ends
+/// the connection in the same time.
+fn set_dead_client_timeout(stream: &TcpStream, dead_after: Duration) {
     use std::os::fd::AsRawFd;
     let fd = stream.as_raw_fd();
-    let on: libc::c_int = 1;
+    let secs = dead_after.as_secs().max(1) as libc::c_int;
+    let opts: [(libc::c_int, libc::c_int, libc::c_int); 5] = [
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, (secs / 3).max(1)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, (secs / 9).max(1)),
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6),
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, secs * 1000),
+    ];
     let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: setsockopt on an open socket with pointers to live c_ints.
-    unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, (&on as *const libc::c_int).cast(), size);
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_KEEPIDLE,
-            (&KEEPALIVE_IDLE_SECS as *const libc::c_int).cast(),
-            size,
-        );
+    for (level, name, value) in opts {
+        // SAFETY: setsockopt on an open socket with a pointer to a live c_int.
+        unsafe { libc::setsockopt(fd, level, name, (&value as *const libc::c_int).cast(), size) };
     }
 }

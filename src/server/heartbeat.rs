@@ -1,0 +1,131 @@
+//! The pod's heartbeat thread, and the janitor that does its database work.
+//!
+//! Every third of `PRESENCE_TTL_SECS` the heartbeat refreshes this pod's
+//! alive key, rewrites the pod's presence when a write was lost or the pod
+//! finds it was reaped (its heartbeat came late: a CPU stall, SIGSTOP, a
+//! Redis outage), and reaps pods that stopped. It never waits on
+//! PostgreSQL: closing a dead pod's session rows, and opening our own again
+//! after we were reaped, go to the janitor thread.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use log::{info, warn};
+
+use crate::db_manager::DbManager;
+
+use super::Context;
+
+/// The `sessions` rows of this pod's live sessions.
+#[derive(Default)]
+pub struct SessionRows {
+    live: Mutex<HashSet<i32>>,
+}
+
+impl SessionRows {
+    fn lock(&self) -> MutexGuard<'_, HashSet<i32>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn opened(&self, id: i32) {
+        self.lock().insert(id);
+    }
+
+    /// Ends a session's row. Under the same lock as [`SessionRows::reopen`],
+    /// so a row that ends is never opened again behind its back.
+    pub fn close(&self, db: &DbManager, id: i32) -> crate::db_manager::StoreResult<()> {
+        let mut live = self.lock();
+        live.remove(&id);
+        db.end_session(id)
+    }
+
+    /// Opens again the rows another pod closed when it reaped us.
+    fn reopen(&self, db: &DbManager) {
+        let live = self.lock();
+        let ids: Vec<i32> = live.iter().copied().collect();
+        match db.reopen_sessions(&ids) {
+            Ok(n) => info!("reopened {n} session rows closed while this pod was thought dead"),
+            Err(e) => warn!("session rows of this pod stay closed: {e}"),
+        }
+    }
+}
+
+enum Chore {
+    /// A pod was reaped: close its rows.
+    EndPodSessions(String),
+    /// We were reaped: open our live rows again.
+    ReopenOwn,
+}
+
+/// Starts the heartbeat (and its janitor); dropping the sender stops both.
+pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
+    let (tx, rx): (Sender<()>, Receiver<()>) = crossbeam_channel::bounded(0);
+    let (chores, todo) = crossbeam_channel::unbounded::<Chore>();
+    let janitor_ctx = Arc::clone(&ctx);
+    let janitor = thread::Builder::new()
+        .name("janitor".into())
+        .spawn(move || {
+            for chore in todo {
+                match chore {
+                    Chore::EndPodSessions(pod) => match janitor_ctx.db.end_pod_sessions(&pod) {
+                        Ok(n) => info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed"),
+                        Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
+                    },
+                    Chore::ReopenOwn => janitor_ctx.session_rows.reopen(&janitor_ctx.db),
+                }
+            }
+        })
+        .expect("spawn janitor thread");
+    let interval = ctx.presence.heartbeat_interval();
+    let handle = thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            loop {
+                match rx.recv_timeout(interval) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+                beat(&ctx, &chores);
+            }
+            drop(chores);
+            let _ = janitor.join();
+        })
+        .expect("spawn heartbeat thread");
+    (tx, handle)
+}
+
+fn beat(ctx: &Context, chores: &Sender<Chore>) {
+    if !ctx.presence.is_dirty() {
+        match ctx.presence.refresh() {
+            Ok(false) => {}
+            Ok(true) => {
+                warn!("this pod was reaped while alive (late heartbeat): registering its sessions again");
+                let _ = chores.send(Chore::ReopenOwn);
+            }
+            Err(e) => {
+                warn!("heartbeat: {e}");
+                ctx.presence.mark_dirty();
+                return;
+            }
+        }
+    }
+    if ctx.presence.is_dirty() {
+        match ctx.router.resync_presence() {
+            Ok(()) => info!("presence rewritten: {} users on this pod", ctx.router.session_counts().len()),
+            Err(e) => {
+                warn!("heartbeat: {e}");
+                return;
+            }
+        }
+    }
+    match ctx.presence.reap() {
+        Ok(reaped) => {
+            for pod in reaped {
+                let _ = chores.send(Chore::EndPodSessions(pod));
+            }
+        }
+        Err(e) => warn!("heartbeat: {e}"),
+    }
+}
