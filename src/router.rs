@@ -346,6 +346,14 @@ impl Listener {
 enum ListenEnd {
     Stopped,
     Lost(RedisError),
+    /// A read was interrupted by a signal: resubscribe without delay.
+    Interrupted,
+}
+
+fn interrupted(e: &redis::RedisError) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }
 
 /// Subscribes on `conn` and delivers until stopped or the connection
@@ -386,6 +394,10 @@ fn serve(
                     last_heard = Instant::now();
                 }
             }
+            // The process was stopped and continued (SIGSTOP/SIGCONT): the
+            // socket is fine, but a read cut short may have lost part of a
+            // reply, so resubscribe at once rather than read on.
+            Err(e) if interrupted(&e) => return ListenEnd::Interrupted,
             Err(e) => return ListenEnd::Lost(failed("reading pub/sub")(e)),
         }
     }
@@ -429,6 +441,10 @@ fn listen(
         };
         match end {
             ListenEnd::Stopped => return,
+            ListenEnd::Interrupted => {
+                info!("pub/sub read interrupted by a signal; resubscribing");
+                reconnecting = true;
+            }
             ListenEnd::Lost(e) => {
                 if let Some(r) = ready.take() {
                     let _ = r.send(Err(e));

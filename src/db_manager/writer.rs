@@ -250,7 +250,7 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
             *slot = None;
             answer_all(&jobs, || Err(clone_error(&e)));
         }
-        Err(InsertError::NotStored(e)) if jobs.len() > 1 => {
+        Err(InsertError::NotStored(e)) if jobs.len() > 1 && !is_timeout(&e) => {
             // One bad row fails the group: write them one by one.
             log::info!("a group of {} messages failed ({e}); writing them one by one", jobs.len());
             for job in &jobs {
@@ -269,6 +269,13 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
         }
         Err(InsertError::NotStored(e)) => answer_all(&jobs, || Err(clone_error(&e))),
     }
+}
+
+/// A lock or statement timeout: the whole group would wait again, row by
+/// row, so it fails as a whole.
+fn is_timeout(e: &postgres::Error) -> bool {
+    matches!(e.code(), Some(c) if *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE
+        || *c == postgres::error::SqlState::QUERY_CANCELED)
 }
 
 /// Whether transaction `txid` committed, asked on fresh connections until

@@ -275,6 +275,11 @@ impl Client {
         c
     }
 
+    /// The buffered reader (for tests that read with their own timeouts).
+    pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.reader
+    }
+
     pub fn send(&mut self, line: &str) {
         self.send_raw(format!("{line}\n").as_bytes());
     }

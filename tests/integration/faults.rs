@@ -1,0 +1,247 @@
+//! Sick infrastructure, injected for real: Redis behind a proxy that goes
+//! silent, a pod frozen with SIGSTOP past the presence TTL, PostgreSQL
+//! holding a table lock, a client whose packets stop. In each case every
+//! acknowledged message is in history exactly once, nothing refused is,
+//! and live delivery and presence heal by themselves within a bound.
+
+use std::time::{Duration, Instant};
+
+use chatp::protocol;
+
+use crate::proxy::Proxy;
+use crate::support::{unique, Client, World, NO_RATE_LIMITS};
+
+const FAST: &[(&str, &str)] = &[("PRESENCE_TTL_SECS", "3"), NO_RATE_LIMITS];
+
+/// How often each text is in `messages`.
+fn stored_count(w: &World, text: &str) -> i64 {
+    w.db().query_one("SELECT COUNT(*) FROM messages WHERE message_text = $1", &[&text]).unwrap().get(0)
+}
+
+/// Sends `text` in an open conversation; `true` if acknowledged (either
+/// form of `SENT:`), `false` if refused with `ERROR:`.
+fn send_dm(c: &mut Client, text: &str) -> bool {
+    c.send(text);
+    let answer = c.line();
+    if answer == protocol::sent(true) || answer == protocol::sent(false) {
+        true
+    } else {
+        assert!(answer.starts_with(&protocol::error("")), "{answer}");
+        false
+    }
+}
+
+/// Reads lines until one equals `line`, for up to `limit`.
+fn wait_for_line(c: &mut Client, line: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    c.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut found = false;
+    while Instant::now() < deadline {
+        let mut buf = String::new();
+        match std::io::BufRead::read_line(c.reader_mut(), &mut buf) {
+            Ok(0) => break,
+            Ok(_) if buf.trim_end_matches('\n') == line => {
+                found = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    c.stream.set_read_timeout(Some(crate::support::LINE_TIMEOUT)).unwrap();
+    found
+}
+
+#[test]
+fn redis_going_silent_heals_cross_pod_delivery() {
+    let w = World::new("faults");
+    let proxy = Proxy::start(w.services.redis_port);
+    let proxy_port = proxy.port.to_string();
+    let via_proxy = [FAST, &[("REDIS_PORT", proxy_port.as_str())]].concat();
+    let (p1, p2) = (w.start_server_with(&via_proxy), w.start_server_with(&via_proxy));
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = p2.connect();
+    cb.signup(&b, "pw");
+    let mut ca = p1.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    assert!(send_dm(&mut ca, "before"));
+    cb.expect(&protocol::message(&a, "before"));
+
+    // Every Redis connection of both pods goes silent (no FIN, no RST).
+    proxy.freeze();
+    let frozen = Instant::now();
+    // Let the proxy's pumps notice (they poll every 50 ms).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut acked = vec!["before".to_string()];
+    let mut refused = Vec::new();
+    let mut healed = None;
+    for i in 0.. {
+        assert!(frozen.elapsed() < Duration::from_secs(30), "cross-pod delivery did not come back");
+        let msg = format!("during {i}");
+        if send_dm(&mut ca, &msg) {
+            acked.push(msg.clone());
+        } else {
+            refused.push(msg.clone());
+        }
+        if wait_for_line(&mut cb, &protocol::message(&a, &msg), Duration::from_millis(500)) {
+            healed = Some(frozen.elapsed());
+            break;
+        }
+    }
+    let healed = healed.unwrap();
+    eprintln!("Redis black hole: cross-pod delivery back after {healed:?}");
+    assert!(healed < Duration::from_secs(15), "{healed:?}");
+    assert!(p2.log_text().contains("pub/sub"), "{}", p2.log_text());
+    // Both users are online again on presence (rewritten after reconnect).
+    w.wait_online("both back", Duration::from_secs(10), |u| u.len() == 2);
+    for m in &acked {
+        assert_eq!(stored_count(&w, m), 1, "{m}");
+    }
+    for m in &refused {
+        assert_eq!(stored_count(&w, m), 0, "{m}");
+    }
+}
+
+#[test]
+fn a_pod_frozen_past_the_ttl_comes_back_into_presence() {
+    let w = World::new("faults");
+    let (p1, p2) = (w.start_server_with(FAST), w.start_server_with(FAST));
+    let (a, b) = (unique("a"), unique("b"));
+    let mut ca = p1.connect();
+    ca.signup(&a, "pw");
+    let mut cb = p2.connect();
+    cb.signup(&b, "pw");
+    w.wait_online("both", Duration::from_secs(5), |u| u.len() == 2);
+
+    let pid = p1.child.id() as i32;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    // p2 reaps the silent pod: a leaves presence, a's session row closes.
+    w.wait_online("a reaped", Duration::from_secs(15), |u| u == [b.clone()]);
+    let open = |w: &World| -> i64 {
+        w.db()
+            .query_one(
+                "SELECT COUNT(*) FROM sessions s JOIN users u USING (user_id) WHERE u.username = $1 AND s.is_active",
+                &[&a],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open(&w) != 0 {
+        assert!(Instant::now() < deadline, "a's session row was never closed by the reaper");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let woke = Instant::now();
+    // Back within one heartbeat (1 s with a 3 s TTL), plus margin.
+    w.wait_online("a back", Duration::from_secs(5), |u| u.len() == 2);
+    eprintln!("pod resumed: its user back in presence after {:?}", woke.elapsed());
+    // Reachable: b's message to a is delivered live and counted delivered.
+    cb.open_conversation(&a);
+    // Reachable: b's messages to a are delivered live as soon as p1 has
+    // resubscribed, and acknowledged as delivered only when they are.
+    let mut reached = None;
+    for i in 0..10 {
+        let msg = format!("welcome back {i}");
+        cb.send(&msg);
+        let delivered = cb.line() == protocol::sent(true);
+        let arrived = wait_for_line(&mut ca, &protocol::message(&b, &msg), Duration::from_millis(300));
+        assert!(arrived || !delivered, "{msg} acknowledged as delivered but never arrived");
+        if arrived && delivered {
+            reached = Some(woke.elapsed());
+            break;
+        }
+    }
+    let reached = reached.expect("a never became reachable after SIGCONT");
+    eprintln!("pod resumed: its user reachable after {reached:?}");
+    assert!(reached < Duration::from_secs(3), "{reached:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open(&w) != 1 {
+        assert!(Instant::now() < deadline, "a's session row was not reopened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(p1.log_text().contains("reaped while alive"), "{}", p1.log_text());
+}
+
+#[test]
+fn a_table_lock_in_postgresql_never_costs_or_doubles_an_acknowledged_message() {
+    let w = World::new("faults");
+    let server = w.start_server_with(&[NO_RATE_LIMITS]);
+    let (a, b) = (unique("a"), unique("b"));
+    server.connect().signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    assert!(send_dm(&mut ca, "unlocked 0"));
+
+    // Another session holds messages exclusively for 7 s (lock_timeout 5 s).
+    let mut locker = w.db();
+    let holder = std::thread::spawn(move || {
+        let mut tx = locker.transaction().unwrap();
+        tx.batch_execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE").unwrap();
+        std::thread::sleep(Duration::from_secs(7));
+        tx.commit().unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let (mut acked, mut refused) = (vec!["unlocked 0".to_string()], Vec::new());
+    for i in 0..3 {
+        let msg = format!("locked {i}");
+        if send_dm(&mut ca, &msg) {
+            acked.push(msg);
+        } else {
+            refused.push(msg);
+        }
+    }
+    let waited = started.elapsed();
+    holder.join().unwrap();
+    for i in 1..3 {
+        let msg = format!("unlocked {i}");
+        assert!(send_dm(&mut ca, &msg), "{msg} after the lock was released");
+        acked.push(msg);
+    }
+    eprintln!("table lock: {} acknowledged, {} refused, first answers after {waited:?}", acked.len(), refused.len());
+    assert!(!refused.is_empty(), "a 7 s lock with lock_timeout 5 s refuses something");
+    assert!(waited < Duration::from_secs(20), "{waited:?}");
+    for m in &acked {
+        assert_eq!(stored_count(&w, m), 1, "{m}");
+    }
+    for m in &refused {
+        assert_eq!(stored_count(&w, m), 0, "{m}");
+    }
+}
+
+#[test]
+fn a_client_whose_packets_stop_leaves_presence_within_the_bound() {
+    let w = World::new("faults");
+    let server = w.start_server_with(&[NO_RATE_LIMITS, ("CLIENT_TIMEOUT_SECS", "3")]);
+    let proxy = Proxy::start(server.port);
+    let (a, gone) = (unique("a"), unique("gone"));
+    let mut cg = Client::connect(proxy.port);
+    cg.signup(&gone, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    w.wait_online("both", Duration::from_secs(5), |u| u.len() == 2);
+    ca.open_conversation(&gone);
+
+    proxy.freeze();
+    let frozen = Instant::now();
+    // Messages keep coming for the vanished user; nothing acknowledges them.
+    let text = "m".repeat(3000);
+    let mut sent = 0;
+    while w.online_users().len() == 2 {
+        assert!(frozen.elapsed() < Duration::from_secs(40), "the vanished client is still online");
+        assert!(send_dm(&mut ca, &text));
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let left = frozen.elapsed();
+    eprintln!("vanished client left presence after {left:?} ({sent} messages sent to it meanwhile)");
+    assert!(server.log_text().contains("Connection timed out"), "{}", server.log_text());
+    assert!(left < Duration::from_secs(30), "{left:?}");
+    // Further messages say so.
+    ca.send("after");
+    ca.expect(&protocol::sent(false));
+    drop(cg);
+}
