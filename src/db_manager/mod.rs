@@ -191,7 +191,7 @@ fn history_sql(table: &str, key: &str, filter: &str) -> String {
 }
 
 /// Longest a migration statement waits for a table lock.
-const MIGRATION_LOCK_TIMEOUT: &str = "2s";
+const MIGRATION_LOCK_TIMEOUT: &str = "500ms";
 
 /// The digest of `schema.sql` recorded in `chatp_schema`.
 fn schema_version() -> String {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chatp::protocol;
 
 use crate::proxy::Proxy;
-use crate::support::{unique, Client, World, NO_RATE_LIMITS};
+use crate::support::{services, unique, Client, PrivateService, Services, World, NO_RATE_LIMITS};
 
 const FAST: &[(&str, &str)] = &[("PRESENCE_TTL_SECS", "3"), NO_RATE_LIMITS];
 
@@ -99,6 +99,56 @@ fn redis_going_silent_heals_cross_pod_delivery() {
     }
     for m in &refused {
         assert_eq!(stored_count(&w, m), 0, "{m}");
+    }
+}
+
+#[test]
+fn redis_stopped_for_ten_seconds_then_restarted_empty() {
+    let (redis, port) = PrivateService::start("redis");
+    let w = World::on(Services { redis_port: port, ..services() }, "faults");
+    let (p1, p2) = (w.start_server_with(FAST), w.start_server_with(FAST));
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = p2.connect();
+    cb.signup(&b, "pw");
+    let mut ca = p1.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    assert!(send_dm(&mut ca, "before"));
+    cb.expect(&protocol::message(&a, "before"));
+
+    redis.run("stop");
+    let stopped = Instant::now();
+    let mut acked = vec!["before".to_string()];
+    // Ten seconds without Redis: messages are still stored and answered
+    // (as not delivered: no pod could be told).
+    let mut i = 0;
+    while stopped.elapsed() < Duration::from_secs(10) {
+        let msg = format!("while down {i}");
+        assert!(send_dm(&mut ca, &msg), "{msg}");
+        acked.push(msg);
+        i += 1;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    redis.run("start");
+    let restarted = Instant::now();
+    // Presence comes back from the pods (Redis restarted empty).
+    w.wait_online("both back", Duration::from_secs(10), |u| u.len() == 2);
+    let present = restarted.elapsed();
+    let mut healed = None;
+    for i in 0..40 {
+        let msg = format!("after {i}");
+        assert!(send_dm(&mut ca, &msg));
+        acked.push(msg.clone());
+        if wait_for_line(&mut cb, &protocol::message(&a, &msg), Duration::from_millis(250)) {
+            healed = Some(restarted.elapsed());
+            break;
+        }
+    }
+    let healed = healed.expect("cross-pod delivery never came back after the restart");
+    eprintln!("Redis restarted: presence back after {present:?}, cross-pod delivery after {healed:?}");
+    assert!(healed < Duration::from_secs(10), "{healed:?}");
+    for m in &acked {
+        assert_eq!(stored_count(&w, m), 1, "{m}");
     }
 }
 
@@ -244,4 +294,49 @@ fn a_client_whose_packets_stop_leaves_presence_within_the_bound() {
     ca.send("after");
     ca.expect(&protocol::sent(false));
     drop(cg);
+}
+
+#[test]
+fn a_pod_that_cannot_migrate_waits_without_stopping_the_others() {
+    let w = World::new("faults");
+    let p1 = w.start_server_with(&[NO_RATE_LIMITS]);
+    let (a, b) = (unique("a"), unique("b"));
+    p1.connect().signup(&b, "pw");
+    let mut ca = p1.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    // A second pod finds an older schema version, while a long read (as
+    // pg_dump does) holds a lock its ALTER TABLE needs.
+    let mut db = w.db();
+    db.execute("UPDATE chatp_schema SET version = 'older'", &[]).unwrap();
+    let mut reader = w.db();
+    let mut long_read = reader.transaction().unwrap();
+    long_read.query("SELECT COUNT(*) FROM users", &[]).unwrap();
+    let w2 = World { services: w.services.clone(), db_name: w.db_name.clone(), prefix: w.prefix.clone() };
+    let second = std::thread::spawn(move || w2.start_server_with(&[NO_RATE_LIMITS]));
+    std::thread::sleep(Duration::from_millis(500));
+    // Meanwhile the first pod goes on storing messages, each within a
+    // lock wait of the migration (500 ms) at worst.
+    let mut slowest = Duration::ZERO;
+    for i in 0..8 {
+        let t = Instant::now();
+        assert!(send_dm(&mut ca, &format!("during migration {i}")));
+        slowest = slowest.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(!second.is_finished(), "the second pod migrated through a held lock");
+    long_read.commit().unwrap();
+    let p2 = second.join().unwrap();
+    eprintln!("while a pod waited to migrate, the slowest acknowledgement on another took {slowest:?}");
+    assert!(slowest < Duration::from_secs(2), "{slowest:?}");
+    assert!(p2.log_text().contains("waits for a table lock"), "{}", p2.log_text());
+    let version: String = db.query_one("SELECT version FROM chatp_schema", &[]).unwrap().get(0);
+    assert_ne!(version, "older");
+    // The next start finds the version and takes no lock at all.
+    let mut reader = w.db();
+    let mut long_read = reader.transaction().unwrap();
+    long_read.query("SELECT COUNT(*) FROM users", &[]).unwrap();
+    let p3 = w.start_server_with(&[NO_RATE_LIMITS]);
+    assert!(!p3.log_text().contains("waits for a table lock"), "{}", p3.log_text());
+    long_read.commit().unwrap();
 }

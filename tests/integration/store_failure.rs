@@ -2,47 +2,15 @@
 //! stored, and service resumes when PostgreSQL is back. Uses a private
 //! PostgreSQL so stopping it does not disturb the other tests.
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use chatp::protocol::{self, text};
 
-use crate::support::{services, unique, Services, World};
-
-struct PrivatePostgres {
-    dir: PathBuf,
-}
-
-impl PrivatePostgres {
-    fn script() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh")
-    }
-
-    fn run(&self, action: &str) {
-        let status = Command::new("bash").arg(Self::script()).arg(action).arg(&self.dir).arg("pg").status().unwrap();
-        assert!(status.success(), "services.sh {action} pg failed");
-    }
-
-    fn start() -> (PrivatePostgres, u16) {
-        let dir = std::env::temp_dir().join(unique("chatp-storefail-"));
-        let pg = PrivatePostgres { dir };
-        pg.run("start");
-        let port = std::fs::read_to_string(pg.dir.join("pg.port")).unwrap().trim().parse().unwrap();
-        (pg, port)
-    }
-}
-
-impl Drop for PrivatePostgres {
-    fn drop(&mut self) {
-        self.run("stop");
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use crate::support::{services, unique, PrivateService, Services, World};
 
 #[test]
 fn no_ack_without_a_stored_row_and_recovery_after_restart() {
-    let (pg, port) = PrivatePostgres::start();
+    let (pg, port) = PrivateService::start("pg");
     let svc = Services { db_port: port, db_host: "127.0.0.1".into(), ..services() };
     let w = World::on(svc, "storefail");
     let server = w.start_server();

@@ -160,6 +160,38 @@ pub fn pg_client(s: &Services, db: &str) -> postgres::Client {
         .unwrap_or_else(|e| panic!("connect to test PostgreSQL {}:{}/{db}: {e}", s.db_host, s.db_port))
 }
 
+/// A PostgreSQL (`"pg"`) or Redis (`"redis"`) of a test's own, started by
+/// `scripts/services.sh` in a temporary directory, so the test can stop and
+/// start it without disturbing the others; stopped and removed on drop.
+pub struct PrivateService {
+    dir: std::path::PathBuf,
+    which: &'static str,
+}
+
+impl PrivateService {
+    pub fn run(&self, action: &str) {
+        let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/services.sh");
+        let status = Command::new("bash").arg(script).arg(action).arg(&self.dir).arg(self.which).status().unwrap();
+        assert!(status.success(), "services.sh {action} {} failed", self.which);
+    }
+
+    /// Starts it; returns it and its port.
+    pub fn start(which: &'static str) -> (PrivateService, u16) {
+        let dir = std::env::temp_dir().join(unique(&format!("chatp-private-{which}-")));
+        let svc = PrivateService { dir, which };
+        svc.run("start");
+        let port = std::fs::read_to_string(svc.dir.join(format!("{which}.port"))).unwrap().trim().parse().unwrap();
+        (svc, port)
+    }
+}
+
+impl Drop for PrivateService {
+    fn drop(&mut self) {
+        self.run("stop");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A running `chat_server` process, killed on drop.
 pub struct ServerProc {
     pub child: Child,
