@@ -270,12 +270,12 @@ mod tests {
 
     #[test]
     fn jobs_that_waited_past_the_deadline_are_refused_as_busy() {
-        let pool = PasswordHasher::start(1, Duration::from_millis(1));
+        let pool = PasswordHasher::start(1, Duration::from_millis(200));
         let stored = hash_password("pw");
-        // Twelve at once on one worker: the first is served, later ones wait
-        // one Argon2 computation or more and are refused.
+        // Forty at once on one worker (about 15 ms each): the first are
+        // served, the last would wait far beyond 200 ms and are refused.
         let verdicts: Vec<Verdict> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..12).map(|_| s.spawn(|| pool.verify("pw", Some(&stored)))).collect();
+            let handles: Vec<_> = (0..40).map(|_| s.spawn(|| pool.verify("pw", Some(&stored)))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(verdicts.contains(&Verdict::Valid { upgrade: None }), "{verdicts:?}");
