@@ -146,3 +146,20 @@ CREATE TABLE IF NOT EXISTS chatp_schema (
     version TEXT NOT NULL,
     applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
+
+-- 6. Resume tokens of protocol-2 sessions (docs/PROTOCOL.md): only the
+--    SHA-256 of a token is kept. expires_at is empty while its connection
+--    lives, then RESUME_TTL_SECS later; a token resumes once. The last_*
+--    columns hold the newest message ids when the session began: a resume
+--    never replays anything older.
+CREATE TABLE IF NOT EXISTS chatp_resume_tokens (
+    token_hash TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+    pod_id VARCHAR(253),
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    expires_at TIMESTAMP,
+    last_private BIGINT NOT NULL DEFAULT 0,
+    last_broadcast BIGINT NOT NULL DEFAULT 0,
+    last_group BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_resume_tokens_live_pod ON chatp_resume_tokens(pod_id) WHERE expires_at IS NULL;

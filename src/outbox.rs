@@ -99,6 +99,8 @@ pub struct Outbox {
     flusher: Sender<Arc<Outbox>>,
     /// For logs: who this is (address, later the username).
     label: Mutex<String>,
+    /// The client said `HELLO:2`: it gets `MSG_ID` lines with notifications.
+    sessions: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
@@ -110,7 +112,17 @@ impl Outbox {
             room: Condvar::new(),
             flusher: flusher.sender(),
             label: Mutex::new(label),
+            sessions: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The client speaks protocol 2 (sessions, ids, resume).
+    pub fn set_speaks_sessions(&self) {
+        self.sessions.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn speaks_sessions(&self) -> bool {
+        self.sessions.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn set_label(&self, label: String) {
@@ -263,6 +275,12 @@ impl Outbox {
             self.room.notify_all();
             let _ = self.stream.shutdown(Shutdown::Both);
         }
+    }
+
+    /// Reads from the client end (a draining server): its thread sees EOF
+    /// once it has read what arrived; writing goes on.
+    pub fn stop_reading(&self) {
+        let _ = self.stream.shutdown(Shutdown::Read);
     }
 
     /// Waits (up to `timeout`) until queued lines are written, e.g. before

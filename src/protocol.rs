@@ -80,6 +80,15 @@ pub const GROUP_MEMBERS_END: &str = "GROUP_MEMBERS_END";
 const LEAVE_RESULT: &str = "LEAVE_RESULT";
 const ERROR: &str = "ERROR";
 
+// Sessions (protocol 2, opt-in with `HELLO:2`; see docs/PROTOCOL.md).
+const HELLO: &str = "HELLO";
+/// The protocol version a `HELLO` announces and the server confirms.
+pub const PROTOCOL_VERSION: u32 = 2;
+const SESSION: &str = "SESSION";
+const RESUME: &str = "RESUME";
+const MSG_ID: &str = "MSG_ID";
+const SERVER_SHUTDOWN: &str = "SERVER_SHUTDOWN";
+
 // ---------------------------------------------------------------- texts
 
 /// Texts that stand after a token. Public so tests assert exact lines.
@@ -123,6 +132,9 @@ pub mod text {
     pub const NUL_BYTE: &str = "Line contains a NUL byte; it was discarded";
     pub const TOO_MANY_FAILURES: &str = "Too many failed attempts; connection closed";
     pub const AUTH_BUSY: &str = "Server busy, please try again in a moment";
+    pub const RESUMED: &str = "Session resumed";
+    pub const RESUME_REFUSED: &str = "Session expired or unknown; please log in";
+    pub const SHUTTING_DOWN: &str = "Server restarting; reconnect to resume your session";
     pub const ADMIN_BADGE: &str = "👑 Admin";
     pub const MEMBER_BADGE: &str = "👤 Member";
     pub const ADMIN_ICON: &str = "👑";
@@ -274,6 +286,118 @@ pub fn group_member(username: &str, admin: bool, joined: &str) -> String {
 pub fn leave_result(text: &str) -> String {
     tagged(LEAVE_RESULT, text)
 }
+/// `HELLO:2`, from a client before it logs in, and the server's answer.
+pub fn hello() -> String {
+    format!("{HELLO}:{PROTOCOL_VERSION}")
+}
+/// `SESSION:<token>` after `AUTH_SUCCESS` (protocol 2).
+pub fn session(token: &str) -> String {
+    tagged(SESSION, token)
+}
+/// `RESUME:<username>:<token>:<last private id>:<last broadcast id>:<last
+/// group id>`.
+pub fn resume(username: &str, token: &str, last: LastSeen) -> String {
+    format!("{RESUME}:{username}:{token}:{}:{}:{}", last.private, last.broadcast, last.group)
+}
+/// `MSG_ID:<kind>:<id>`: the stored id of the notification on the next line
+/// (protocol 2).
+pub fn msg_id(kind: MessageKind, id: i64) -> String {
+    format!("{MSG_ID}:{}:{id}", kind.as_str())
+}
+pub fn server_shutdown() -> String {
+    tagged(SERVER_SHUTDOWN, text::SHUTTING_DOWN)
+}
+
+/// The three message tables, as `MSG_ID` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    Private,
+    Broadcast,
+    Group,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Private => "private",
+            MessageKind::Broadcast => "broadcast",
+            MessageKind::Group => "group",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(MessageKind::Private),
+            "broadcast" => Some(MessageKind::Broadcast),
+            "group" => Some(MessageKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// The highest stored id a client has processed, per kind (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LastSeen {
+    pub private: i64,
+    pub broadcast: i64,
+    pub group: i64,
+}
+
+impl LastSeen {
+    pub fn get_mut(&mut self, kind: MessageKind) -> &mut i64 {
+        match kind {
+            MessageKind::Private => &mut self.private,
+            MessageKind::Broadcast => &mut self.broadcast,
+            MessageKind::Group => &mut self.group,
+        }
+    }
+}
+
+/// What a client sends during authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthChoice {
+    Login,
+    Signup,
+    /// `HELLO:<version>`.
+    Hello(u32),
+    Resume {
+        username: String,
+        token: String,
+        last: LastSeen,
+    },
+    /// An empty line: the client gives up.
+    Quit,
+    Invalid,
+}
+
+pub fn parse_auth_choice(line: &str) -> AuthChoice {
+    match line {
+        "" => return AuthChoice::Quit,
+        input::LOGIN => return AuthChoice::Login,
+        input::SIGNUP => return AuthChoice::Signup,
+        _ => {}
+    }
+    let mut parts = line.split(':');
+    match parts.next() {
+        Some(HELLO) => match parts.next().and_then(|v| v.parse().ok()) {
+            Some(v) if parts.next().is_none() => AuthChoice::Hello(v),
+            _ => AuthChoice::Invalid,
+        },
+        Some(RESUME) => {
+            let username = parts.next().unwrap_or_default().to_string();
+            let token = parts.next().unwrap_or_default().to_string();
+            let ids: Vec<i64> = parts.filter_map(|p| p.parse().ok()).collect();
+            match ids[..] {
+                [private, broadcast, group] if !token.is_empty() && !username.is_empty() => {
+                    AuthChoice::Resume { username, token, last: LastSeen { private, broadcast, group } }
+                }
+                _ => AuthChoice::Invalid,
+            }
+        }
+        _ => AuthChoice::Invalid,
+    }
+}
+
 pub fn error(reason: &str) -> String {
     tagged(ERROR, reason)
 }
@@ -525,6 +649,14 @@ pub enum ServerLine<'a> {
     GroupChatReady,
     GroupMembersStart,
     GroupMembersEnd,
+    /// `HELLO:<version>`: the server speaks protocol 2.
+    Hello(u32),
+    /// `SESSION:<token>`.
+    Session(&'a str),
+    /// `MSG_ID:<kind>:<id>` (the next line is that notification).
+    MsgId(MessageKind, i64),
+    /// `SERVER_SHUTDOWN:<text>`: reconnect and resume.
+    ServerShutdown(&'a str),
     Notification(Notification),
     /// An acknowledgement or answer to show as it is (`SENT`, `GROUP_SENT`,
     /// `BROADCAST_SENT`, `JOIN_SUCCESS`, `LEAVE_RESULT`, `NO_GROUPS`).
@@ -594,6 +726,16 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
     };
     match token {
         AUTH_SUCCESS => ServerLine::AuthSuccess(body),
+        HELLO => body.parse().map_or(ServerLine::Other(line), ServerLine::Hello),
+        SESSION => ServerLine::Session(body),
+        SERVER_SHUTDOWN => ServerLine::ServerShutdown(body),
+        MSG_ID => match body.split_once(':') {
+            Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
+                (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),
+                _ => ServerLine::Other(line),
+            },
+            None => ServerLine::Other(line),
+        },
         AUTH_FAILED => ServerLine::AuthFailed(body),
         CONVERSATION_START => ServerLine::ConversationStart(body),
         BROADCAST_START => ServerLine::BroadcastStart(body),
@@ -660,6 +802,24 @@ mod tests {
     }
 
     #[test]
+    fn session_lines_round_trip() {
+        assert_eq!(parse_auth_choice(&hello()), AuthChoice::Hello(2));
+        let last = LastSeen { private: 7, broadcast: 0, group: 12 };
+        assert_eq!(
+            parse_auth_choice(&resume("ann", "abc", last)),
+            AuthChoice::Resume { username: "ann".into(), token: "abc".into(), last }
+        );
+        assert_eq!(parse_auth_choice("RESUME:ann:abc:1:2"), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice("RESUME:ann::1:2:3"), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice("HELLO:x"), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice("LOGIN"), AuthChoice::Login);
+        assert_eq!(parse_server_line(&msg_id(MessageKind::Group, 42)), ServerLine::MsgId(MessageKind::Group, 42));
+        assert_eq!(parse_server_line(&session("t0k")), ServerLine::Session("t0k"));
+        assert_eq!(parse_server_line(&hello()), ServerLine::Hello(2));
+        assert!(matches!(parse_server_line(&server_shutdown()), ServerLine::ServerShutdown(_)));
+    }
+
+    #[test]
     fn look_alike_names_share_a_key() {
         for name in ["Alice", "ALICE", "ａｌｉｃｅ", "al\u{200b}ice", "alice"] {
             assert_eq!(username_key(name), "alice", "{name:?}");
@@ -705,7 +865,7 @@ mod tests {
         assert_eq!(parse_server_line(&sent(true)), ServerLine::Info(text::DELIVERED));
         assert_eq!(parse_server_line(&error("x: y")), ServerLine::Problem("x: y"));
         assert_eq!(parse_server_line("[2024-01-01 10:00:00] a: b"), ServerLine::Other("[2024-01-01 10:00:00] a: b"));
-        assert_eq!(parse_server_line("SESSION:abc"), ServerLine::Other("SESSION:abc"));
+        assert_eq!(parse_server_line("FUTURE_TOKEN:abc"), ServerLine::Other("FUTURE_TOKEN:abc"));
         assert!(matches!(parse_server_line(&message("a", "b:c")), ServerLine::Notification(_)));
     }
 

@@ -25,13 +25,14 @@ use redis::Script;
 
 use crate::outbox::Outbox;
 use crate::presence::Presence;
+use crate::protocol::{self, MessageKind};
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
-/// recipient's pods set. ARGV: own pod, pod channel template, line, then the
-/// recipients in KEYS order. Returns how many recipients a subscribed pod
+/// recipient's pods set. ARGV: own pod, pod channel template, line, the
+/// recipients in KEYS order, then the id element (or empty). Returns how many recipients a subscribed pod
 /// took the line for: PUBLISH counts the pods listening on a channel, so a
 /// recipient whose only pod is gone (crashed, not reaped yet) is not
 /// counted as reached.
@@ -49,9 +50,11 @@ for i, key in ipairs(KEYS) do
     end
   end
 end
+local tag = ARGV[#KEYS + 4]
+if tag ~= '' then tag = '\n' .. tag end
 local reached, count = {}, 0
 for _, pod in ipairs(order) do
-  local listeners = redis.call('PUBLISH', fill(ARGV[2], pod), ARGV[3] .. '\n' .. table.concat(by_pod[pod], '\n'))
+  local listeners = redis.call('PUBLISH', fill(ARGV[2], pod), ARGV[3] .. '\n' .. table.concat(by_pod[pod], '\n') .. tag)
   if listeners > 0 then
     for _, user in ipairs(by_pod[pod]) do
       if not reached[user] then reached[user] = true; count = count + 1 end
@@ -63,38 +66,108 @@ return count
     ))
 });
 
-/// Encodes a line for named recipients: the line, then one name per line
-/// (neither can hold a `\n`).
-pub fn encode_direct(line: &str, recipients: &[&str]) -> String {
-    let mut s = String::with_capacity(line.len() + recipients.iter().map(|r| r.len() + 1).sum::<usize>());
-    s.push_str(line);
+/// A notification about a stored message: its line as every client gets
+/// it, and the stored id that protocol-2 clients get before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub kind: MessageKind,
+    /// `None` when it came from a pod that does not send ids.
+    pub id: Option<i64>,
+    pub line: String,
+}
+
+/// A notice as outboxes take it: one shared copy per protocol version.
+struct NoticeLines {
+    plain: Arc<str>,
+    with_id: Arc<str>,
+}
+
+impl NoticeLines {
+    fn new(n: &Notice) -> Self {
+        let plain: Arc<str> = Arc::from(n.line.as_str());
+        let with_id = match n.id {
+            Some(id) => Arc::from(format!("{}\n{}", protocol::msg_id(n.kind, id), n.line).as_str()),
+            None => Arc::clone(&plain),
+        };
+        NoticeLines { plain, with_id }
+    }
+
+    fn deliver(&self, o: &Arc<Outbox>) -> bool {
+        o.notify(if o.speaks_sessions() { &self.with_id } else { &self.plain })
+    }
+}
+
+/// Marks the id element of an envelope; no username holds a `:`, so pods
+/// that predate ids take it for a recipient that is not theirs and ignore it.
+const ID_MARK: &str = "#id:";
+
+fn id_tag(n: &Notice) -> Option<String> {
+    n.id.map(|id| format!("{ID_MARK}{}:{id}", n.kind.as_str()))
+}
+
+fn parse_id_tag(tag: &str) -> Option<(MessageKind, i64)> {
+    let (kind, id) = tag.strip_prefix(ID_MARK)?.split_once(':')?;
+    Some((MessageKind::parse(kind)?, id.parse().ok()?))
+}
+
+/// Encodes a notice for named recipients: the line, one name per line
+/// (neither can hold a `\n`), then the id element.
+pub fn encode_direct(n: &Notice, recipients: &[&str]) -> String {
+    let mut s = String::with_capacity(n.line.len() + 32 + recipients.iter().map(|r| r.len() + 1).sum::<usize>());
+    s.push_str(&n.line);
     for r in recipients {
         s.push('\n');
         s.push_str(r);
     }
+    if let Some(tag) = id_tag(n) {
+        s.push('\n');
+        s.push_str(&tag);
+    }
     s
 }
 
-/// Decodes [`encode_direct`]: (line, recipients).
-pub fn decode_direct(payload: &str) -> Option<(&str, Vec<&str>)> {
+/// Decodes [`encode_direct`]: (notice, recipients). `kind` is the kind a
+/// pod without ids would mean.
+pub fn decode_direct(payload: &str) -> Option<(Notice, Vec<&str>)> {
     let mut parts = payload.split('\n');
     let line = parts.next()?;
-    let recipients: Vec<&str> = parts.filter(|r| !r.is_empty()).collect();
+    let mut id = None;
+    let mut recipients = Vec::new();
+    for p in parts.filter(|r| !r.is_empty()) {
+        match parse_id_tag(p) {
+            Some(tag) => id = Some(tag),
+            None => recipients.push(p),
+        }
+    }
     if recipients.is_empty() {
         return None;
     }
-    Some((line, recipients))
+    let kind = match id {
+        Some((kind, _)) => kind,
+        None if line.starts_with(&protocol::group_message("", "", "")[..5]) => MessageKind::Group,
+        None => MessageKind::Private,
+    };
+    Some((Notice { kind, id: id.map(|(_, i)| i), line: line.to_string() }, recipients))
 }
 
-/// Encodes a broadcast: origin pod, sender, line.
-pub fn encode_broadcast(origin_pod: &str, sender: &str, line: &str) -> String {
-    format!("{origin_pod}\n{sender}\n{line}")
+/// Encodes a broadcast: origin pod (with the id element after a `#`, which
+/// pods without ids take as another pod's name), sender, line.
+pub fn encode_broadcast(origin_pod: &str, sender: &str, n: &Notice) -> String {
+    match n.id {
+        Some(id) => format!("{origin_pod}#{id}\n{sender}\n{}", n.line),
+        None => format!("{origin_pod}\n{sender}\n{}", n.line),
+    }
 }
 
-/// Decodes [`encode_broadcast`]: (origin pod, sender, line).
-pub fn decode_broadcast(payload: &str) -> Option<(&str, &str, &str)> {
+/// Decodes [`encode_broadcast`]: (origin pod, sender, notice).
+pub fn decode_broadcast(payload: &str) -> Option<(&str, &str, Notice)> {
     let mut parts = payload.splitn(3, '\n');
-    Some((parts.next()?, parts.next()?, parts.next()?))
+    let (origin, sender, line) = (parts.next()?, parts.next()?, parts.next()?);
+    let (origin, id) = match origin.rsplit_once('#') {
+        Some((pod, id)) => (pod, id.parse().ok()),
+        None => (origin, None),
+    };
+    Some((origin, sender, Notice { kind: MessageKind::Broadcast, id, line: line.to_string() }))
 }
 
 /// How a broadcast went.
@@ -174,30 +247,31 @@ impl Router {
     }
 
     /// Delivers to every local session of `user`; how many took it.
-    pub fn deliver_local(&self, user: &str, line: &Arc<str>) -> usize {
-        self.local_outboxes(user).iter().filter(|o| o.notify(line)).count()
+    fn deliver_local(&self, user: &str, lines: &NoticeLines) -> usize {
+        self.local_outboxes(user).iter().filter(|o| lines.deliver(o)).count()
     }
 
-    fn route_remote(&self, recipients: &[&str], line: &str) -> RedisResult<usize> {
+    fn route_remote(&self, recipients: &[&str], n: &Notice) -> RedisResult<usize> {
         let action = "publishing to other pods";
         let mut conn = self.pool.get().map_err(failed(action))?;
         let mut inv = ROUTE.prepare_invoke();
         for r in recipients {
             inv.key(self.keys.user_pods(r));
         }
-        inv.arg(self.presence.pod_id()).arg(self.keys.pod_channel(PLACEHOLDER)).arg(line);
+        inv.arg(self.presence.pod_id()).arg(self.keys.pod_channel(PLACEHOLDER)).arg(&n.line);
         for r in recipients {
             inv.arg(*r);
         }
+        inv.arg(id_tag(n).unwrap_or_default());
         inv.invoke(&mut *conn).map_err(failed(action))
     }
 
     /// Sends `line` to every session of `user` on any pod. Returns whether
     /// it was delivered: to a live session here, or to a pod subscribed to
     /// its channel that holds one.
-    pub fn send_to_user(&self, user: &str, line: &str) -> bool {
-        let local = self.deliver_local(user, &Arc::from(line));
-        match self.route_remote(&[user], line) {
+    pub fn send_to_user(&self, user: &str, n: &Notice) -> bool {
+        let local = self.deliver_local(user, &NoticeLines::new(n));
+        match self.route_remote(&[user], n) {
             Ok(online) => local > 0 || online > 0,
             Err(e) => {
                 error!("cross-pod publish error: {e}");
@@ -207,31 +281,31 @@ impl Router {
     }
 
     /// Sends `line` to every session of each of `users` on any pod.
-    pub fn send_to_users(&self, users: &[&str], line: &str) {
-        let shared: Arc<str> = Arc::from(line);
+    pub fn send_to_users(&self, users: &[&str], n: &Notice) {
+        let lines = NoticeLines::new(n);
         for u in users {
-            self.deliver_local(u, &shared);
+            self.deliver_local(u, &lines);
         }
         if users.is_empty() {
             return;
         }
-        if let Err(e) = self.route_remote(users, line) {
+        if let Err(e) = self.route_remote(users, n) {
             error!("cross-pod publish error: {e}");
         }
     }
 
     /// Delivers a broadcast line to every online user but `sender`, on
     /// every pod.
-    pub fn broadcast(&self, sender: &str, line: &str) -> BroadcastReport {
+    pub fn broadcast(&self, sender: &str, n: &Notice) -> BroadcastReport {
         let local_users: Vec<(String, Vec<Arc<Outbox>>)> =
             self.lock().iter().filter(|(u, _)| u.as_str() != sender).map(|(u, l)| (u.clone(), l.clone())).collect();
-        let shared: Arc<str> = Arc::from(line);
+        let lines = NoticeLines::new(n);
         let reached_local: HashSet<&str> = local_users
             .iter()
-            .filter(|(_, outboxes)| outboxes.iter().filter(|o| o.notify(&shared)).count() > 0)
+            .filter(|(_, outboxes)| outboxes.iter().filter(|o| lines.deliver(o)).count() > 0)
             .map(|(u, _)| u.as_str())
             .collect();
-        let payload = encode_broadcast(self.presence.pod_id(), sender, line);
+        let payload = encode_broadcast(self.presence.pod_id(), sender, n);
         let remote: RedisResult<(HashSet<String>, i64)> =
             self.pool.get().map_err(failed("broadcasting")).and_then(|mut c| {
                 redis::pipe()
@@ -260,7 +334,7 @@ impl Router {
     /// Handles a message that came from another pod on our channels.
     fn deliver_published(&self, channel: &str, payload: &str) {
         if channel == self.keys.broadcast_channel() {
-            if let Some((origin, sender, line)) = decode_broadcast(payload) {
+            if let Some((origin, sender, notice)) = decode_broadcast(payload) {
                 if origin == self.presence.pod_id() {
                     return;
                 }
@@ -270,15 +344,15 @@ impl Router {
                     .filter(|(u, _)| u.as_str() != sender)
                     .flat_map(|(_, l)| l.iter().cloned())
                     .collect();
-                let shared: Arc<str> = Arc::from(line);
+                let lines = NoticeLines::new(&notice);
                 for o in targets {
-                    o.notify(&shared);
+                    lines.deliver(&o);
                 }
             }
-        } else if let Some((line, recipients)) = decode_direct(payload) {
-            let shared: Arc<str> = Arc::from(line);
+        } else if let Some((notice, recipients)) = decode_direct(payload) {
+            let lines = NoticeLines::new(&notice);
             for r in recipients {
-                self.deliver_local(r, &shared);
+                self.deliver_local(r, &lines);
             }
         } else {
             warn!("ignored a malformed cross-pod message on {channel}");
@@ -465,10 +539,16 @@ mod tests {
 
     #[test]
     fn envelopes_round_trip() {
-        let p = encode_direct("MESSAGE:a:x:y", &["bob", "c d"]);
-        assert_eq!(decode_direct(&p), Some(("MESSAGE:a:x:y", vec!["bob", "c d"])));
+        let n = Notice { kind: MessageKind::Private, id: Some(42), line: "MESSAGE:a:x:y".into() };
+        let p = encode_direct(&n, &["bob", "c d"]);
+        assert_eq!(decode_direct(&p), Some((n.clone(), vec!["bob", "c d"])));
         assert_eq!(decode_direct("line only"), None);
-        let b = encode_broadcast("pod-1", "ann", "BROADCAST:ann:hi:1");
-        assert_eq!(decode_broadcast(&b), Some(("pod-1", "ann", "BROADCAST:ann:hi:1")));
+        // From a pod without ids: the kind is read off the line.
+        let old = decode_direct("GROUP_MESSAGE:g:a:hi\nbob").unwrap();
+        assert_eq!((old.0.kind, old.0.id), (MessageKind::Group, None));
+        let b = Notice { kind: MessageKind::Broadcast, id: Some(7), line: "BROADCAST:ann:hi:1".into() };
+        assert_eq!(decode_broadcast(&encode_broadcast("pod-1", "ann", &b)), Some(("pod-1", "ann", b.clone())));
+        let old = decode_broadcast("pod-1\nann\nBROADCAST:ann:hi:1").unwrap();
+        assert_eq!(old.2.id, None);
     }
 }

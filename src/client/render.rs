@@ -92,6 +92,13 @@ impl Renderer {
         if let ServerLine::Other(raw) = parsed {
             return self.row(raw);
         }
+        // Session lines are the connection's business (read_thread), and
+        // may come between the rows of a block.
+        if let ServerLine::Hello(_) | ServerLine::Session(_) | ServerLine::MsgId(..) | ServerLine::ServerShutdown(_) =
+            parsed
+        {
+            return Output::default();
+        }
         self.block = Block::None;
         match parsed {
             ServerLine::AuthRequest | ServerLine::LoginPrompt | ServerLine::SignupPrompt => Output::default(),
@@ -169,7 +176,12 @@ impl Renderer {
             ServerLine::GroupMembersEnd => Output::show(vec![], true),
             ServerLine::Info(text) => Output::show(vec![format!("✓ {text}")], true),
             ServerLine::Problem(text) => Output::show(vec![format!("⚠ {text}")], true),
-            ServerLine::Notification(_) | ServerLine::Other(_) => unreachable!("handled above"),
+            ServerLine::Notification(_)
+            | ServerLine::Other(_)
+            | ServerLine::Hello(_)
+            | ServerLine::Session(_)
+            | ServerLine::MsgId(..)
+            | ServerLine::ServerShutdown(_) => unreachable!("handled above"),
         }
     }
 

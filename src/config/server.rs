@@ -48,9 +48,13 @@ pub struct ServerConfig {
     /// Failed logins after which a connection is closed
     /// (`LOGIN_ATTEMPTS_PER_CONNECTION`, default 3).
     pub login_attempts_per_connection: u32,
-    /// Longest a SIGTERM waits for connections to end before the process
-    /// exits anyway (`SHUTDOWN_TIMEOUT_SECS`, default 20).
-    pub shutdown_timeout: Duration,
+    /// On SIGTERM, how long connections get to finish what they are doing
+    /// and flush what is queued for them before they are closed
+    /// (`DRAIN_SECS`, default 10); the process exits at most 2 s later.
+    pub drain: Duration,
+    /// How long after its connection ended a protocol-2 session may be
+    /// resumed (`RESUME_TTL_SECS`, default 600).
+    pub resume_ttl: Duration,
     /// Per-session rate limits; `None` with `RATE_LIMITS=off`.
     pub limits: Option<RateLimits>,
     /// Replace a legacy (Python chatp) SHA-256 password hash by Argon2id
@@ -105,7 +109,7 @@ Environment (defaults in brackets):
   OUTBOUND_QUEUE_BYTES [262144]  PRESENCE_TTL_SECS [15]
   HASH_WORKERS [from the container's CPU and memory, at most 4]
   HASH_QUEUE_TIMEOUT_SECS [5]  AUTH_TIMEOUT_SECS [30]  CLIENT_TIMEOUT_SECS [45]
-  LOGIN_ATTEMPTS_PER_CONNECTION [3]  SHUTDOWN_TIMEOUT_SECS [20]
+  LOGIN_ATTEMPTS_PER_CONNECTION [3]  DRAIN_SECS [10]  RESUME_TTL_SECS [600]
   RATE_LIMITS [on]  MESSAGE_BURST [10] MESSAGE_RATE [5]  GROUP_BURST [10]
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
   LINE_RATE [20]   bursts in lines, rates in lines per second
@@ -142,7 +146,8 @@ impl ServerConfig {
             auth_timeout: Duration::from_secs(env.positive("AUTH_TIMEOUT_SECS", 30)?),
             client_timeout: Duration::from_secs(env.positive("CLIENT_TIMEOUT_SECS", 45)?),
             login_attempts_per_connection: env.positive("LOGIN_ATTEMPTS_PER_CONNECTION", 3)? as u32,
-            shutdown_timeout: Duration::from_secs(env.positive("SHUTDOWN_TIMEOUT_SECS", 20)?),
+            drain: Duration::from_secs(env.positive("DRAIN_SECS", 10)?),
+            resume_ttl: Duration::from_secs(env.positive("RESUME_TTL_SECS", 600)?),
             limits: if env.switch("RATE_LIMITS", true)? {
                 Some(RateLimits {
                     message: env.rate("MESSAGE", 10.0, 5.0)?,

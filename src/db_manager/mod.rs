@@ -7,6 +7,7 @@
 //! Private and broadcast messages go through the [`writer`], which commits
 //! the messages of many senders in one statement.
 
+mod resume;
 mod writer;
 
 use std::fmt;
@@ -20,6 +21,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
 use crate::protocol::{username_key, HISTORY_LIMIT};
+pub use resume::{Missed, Resumed, REPLAY_LIMIT};
 use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).
@@ -451,14 +453,14 @@ impl DbManager {
         }
     }
 
-    /// Stores a private message; `Ok` means committed.
+    /// Stores a private message; `Ok(its id)` means committed.
     pub fn save_private_message(
         &self,
         conversation_id: i32,
         sender_id: i32,
         sender: &str,
         text: &str,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<i64> {
         self.writer.save(Message::Private { conversation_id, sender_id, sender: sender.into(), text: text.into() })
     }
 
@@ -476,8 +478,8 @@ impl DbManager {
 
     // -------------------------------------------------------- broadcast
 
-    /// Stores a broadcast; `Ok` means committed.
-    pub fn save_broadcast_message(&self, sender_id: i32, sender: &str, text: &str) -> StoreResult<()> {
+    /// Stores a broadcast; `Ok(its id)` means committed.
+    pub fn save_broadcast_message(&self, sender_id: i32, sender: &str, text: &str) -> StoreResult<i64> {
         self.writer.save(Message::Broadcast { sender_id, sender: sender.into(), text: text.into() })
     }
 
@@ -635,29 +637,31 @@ impl DbManager {
             .collect())
     }
 
-    /// Stores a group message and returns the members at that moment (one
-    /// statement, so the list matches the commit). `None`: the sender is no
-    /// longer a member of an active group and nothing was stored.
+    /// Stores a group message and returns its id and the members at that
+    /// moment (one statement, so the list matches the commit). `None`: the
+    /// sender is no longer a member of an active group and nothing was
+    /// stored.
     pub fn save_group_message(
         &self,
         group_id: i32,
         sender_id: i32,
         sender: &str,
         text: &str,
-    ) -> StoreResult<Option<Vec<String>>> {
+    ) -> StoreResult<Option<(i64, Vec<String>)>> {
         let rows = self.conn()?.query(
             "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
                          WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \
                   ins AS (INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
                           SELECT $1, $2, $3, $4 FROM ok RETURNING message_id) \
-             SELECT u.username FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
+             SELECT u.username, (SELECT message_id::int8 FROM ins) FROM group_members gm \
+             JOIN users u ON u.user_id = gm.user_id \
              WHERE gm.group_id = $1 AND EXISTS (SELECT 1 FROM ins)",
             &[&group_id, &sender_id, &sender, &text],
         )?;
-        if rows.is_empty() {
+        let Some(first) = rows.first() else {
             return Ok(None);
-        }
-        Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+        };
+        Ok(Some((first.get(1), rows.iter().map(|r| r.get(0)).collect())))
     }
 
     pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {

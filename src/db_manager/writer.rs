@@ -49,13 +49,16 @@ const INSERT_PRIVATE: &str = "\
     WITH m AS ( \
         INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) \
         SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[]) \
-        RETURNING conversation_id) \
-    UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
-    WHERE conversation_id IN (SELECT conversation_id FROM m)";
+        RETURNING message_id, conversation_id), \
+    u AS ( \
+        UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
+        WHERE conversation_id IN (SELECT conversation_id FROM m)) \
+    SELECT message_id::int8 FROM m";
 
 const INSERT_BROADCAST: &str = "\
     INSERT INTO broadcast_messages (sender_id, sender_username, message_text) \
-    SELECT * FROM unnest($1::int4[], $2::text[], $3::text[])";
+    SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) \
+    RETURNING broadcast_id::int8";
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -66,7 +69,7 @@ pub enum Message {
 
 struct Job {
     message: Message,
-    reply: Sender<StoreResult<()>>,
+    reply: Sender<StoreResult<i64>>,
     state: Arc<AtomicU8>,
 }
 
@@ -87,9 +90,9 @@ impl Writer {
         Writer { jobs: Some(jobs), thread: Some(thread) }
     }
 
-    /// Stores `message`; `Ok` once it is committed. An error means it was
-    /// not stored, except [`StoreError::OutcomeUnknown`].
-    pub fn save(&self, message: Message) -> StoreResult<()> {
+    /// Stores `message`; `Ok(its id)` once it is committed. An error means
+    /// it was not stored, except [`StoreError::OutcomeUnknown`].
+    pub fn save(&self, message: Message) -> StoreResult<i64> {
         let (reply, done) = bounded(1);
         let state = Arc::new(AtomicU8::new(QUEUED));
         let jobs = self.jobs.as_ref().ok_or(StoreError::WriterStopped)?;
@@ -130,8 +133,8 @@ enum InsertError {
     /// `COMMIT` was sent.
     NotStored(postgres::Error),
     /// The connection died during `COMMIT`: transaction `txid` may have
-    /// committed.
-    InDoubt { txid: i64, error: postgres::Error },
+    /// committed, with these row ids.
+    InDoubt { txid: i64, ids: Vec<i64>, error: postgres::Error },
 }
 
 impl Conn {
@@ -151,18 +154,22 @@ impl Conn {
 
     /// One transaction for `jobs`, all of one kind: `BEGIN` and its id in
     /// one round trip, the prepared insert, `COMMIT`.
-    fn insert(&mut self, jobs: &[Job]) -> Result<(), InsertError> {
+    /// Returns the new rows' ids, in the order of `jobs`.
+    fn insert(&mut self, jobs: &[Job]) -> Result<Vec<i64>, InsertError> {
         self.last_used = Instant::now();
         let txid = self.begin().map_err(InsertError::NotStored)?;
-        if let Err(e) = self.insert_rows(jobs) {
-            if !self.client.is_closed() {
-                let _ = self.client.batch_execute("ROLLBACK");
+        let ids = match self.insert_rows(jobs) {
+            Ok(ids) => ids,
+            Err(e) => {
+                if !self.client.is_closed() {
+                    let _ = self.client.batch_execute("ROLLBACK");
+                }
+                return Err(InsertError::NotStored(e));
             }
-            return Err(InsertError::NotStored(e));
-        }
+        };
         match self.client.batch_execute("COMMIT") {
-            Ok(()) => Ok(()),
-            Err(error) if self.client.is_closed() => Err(InsertError::InDoubt { txid, error }),
+            Ok(()) => Ok(ids),
+            Err(error) if self.client.is_closed() => Err(InsertError::InDoubt { txid, ids, error }),
             Err(e) => Err(InsertError::NotStored(e)),
         }
     }
@@ -176,7 +183,16 @@ impl Conn {
         Ok(txid.expect("txid_current() returns a number"))
     }
 
-    fn insert_rows(&mut self, jobs: &[Job]) -> Result<u64, postgres::Error> {
+    /// The ids come from one sequence, taken in the order of the unnested
+    /// arrays: sorted, they line up with `jobs`.
+    fn insert_rows(&mut self, jobs: &[Job]) -> Result<Vec<i64>, postgres::Error> {
+        let rows = self.insert_statement(jobs)?;
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn insert_statement(&mut self, jobs: &[Job]) -> Result<Vec<postgres::Row>, postgres::Error> {
         match jobs[0].message {
             Message::Private { .. } => {
                 let (mut conv, mut ids, mut names, mut texts) = (vec![], vec![], vec![], vec![]);
@@ -188,7 +204,7 @@ impl Conn {
                         texts.push(text.as_str());
                     }
                 }
-                self.client.execute(&self.private, &[&conv, &ids, &names, &texts])
+                self.client.query(&self.private, &[&conv, &ids, &names, &texts])
             }
             Message::Broadcast { .. } => {
                 let (mut ids, mut names, mut texts) = (vec![], vec![], vec![]);
@@ -199,7 +215,7 @@ impl Conn {
                         texts.push(text.as_str());
                     }
                 }
-                self.client.execute(&self.broadcast, &[&ids, &names, &texts])
+                self.client.query(&self.broadcast, &[&ids, &names, &texts])
             }
         }
     }
@@ -232,42 +248,43 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
             Ok(c) => *slot = Some(c),
             Err(e) => {
                 log::warn!("message writer cannot connect to PostgreSQL: {e}");
-                return answer_all(&jobs, || Err(clone_error(&e)));
+                return fail_all(&jobs, || clone_error(&e));
             }
         }
     }
     let conn = slot.as_mut().expect("connected above");
     match conn.insert(&jobs) {
-        Ok(()) => answer_all(&jobs, || Ok(())),
-        Err(InsertError::InDoubt { txid, error }) => {
+        Ok(ids) => answer_ids(&jobs, &ids),
+        Err(InsertError::InDoubt { txid, ids, error }) => {
             log::warn!("message writer lost PostgreSQL during COMMIT of {} messages: {error}", jobs.len());
             *slot = None;
-            let outcome = resolve(pg, txid);
-            answer_all(&jobs, || outcome.as_ref().map(|_| ()).map_err(|e| e.again()));
+            match resolve(pg, txid) {
+                Ok(()) => answer_ids(&jobs, &ids),
+                Err(e) => fail_all(&jobs, || e.again()),
+            }
         }
         Err(InsertError::NotStored(e)) if conn.client.is_closed() => {
             log::warn!("message writer lost PostgreSQL with {} messages (not committed): {e}", jobs.len());
             *slot = None;
-            answer_all(&jobs, || Err(clone_error(&e)));
+            fail_all(&jobs, || clone_error(&e));
         }
         Err(InsertError::NotStored(e)) if jobs.len() > 1 && !is_timeout(&e) => {
             // One bad row fails the group: write them one by one.
             log::info!("a group of {} messages failed ({e}); writing them one by one", jobs.len());
             for job in &jobs {
                 let one = match conn.insert(std::slice::from_ref(job)) {
-                    Ok(()) => Ok(()),
+                    Ok(ids) => Ok(ids[0]),
                     Err(InsertError::NotStored(e)) => Err(StoreError::Query(e)),
-                    Err(InsertError::InDoubt { txid, .. }) => {
+                    Err(InsertError::InDoubt { txid, ids, .. }) => {
                         *slot = None;
-                        let outcome = resolve(pg, txid);
-                        let _ = job.reply.send(outcome);
+                        let _ = job.reply.send(resolve(pg, txid).map(|()| ids[0]));
                         return;
                     }
                 };
                 let _ = job.reply.send(one);
             }
         }
-        Err(InsertError::NotStored(e)) => answer_all(&jobs, || Err(clone_error(&e))),
+        Err(InsertError::NotStored(e)) => fail_all(&jobs, || clone_error(&e)),
     }
 }
 
@@ -309,9 +326,15 @@ fn resolve(pg: &postgres::Config, txid: i64) -> StoreResult<()> {
     }
 }
 
-fn answer_all(jobs: &[Job], result: impl Fn() -> StoreResult<()>) {
+fn answer_ids(jobs: &[Job], ids: &[i64]) {
+    for (job, id) in jobs.iter().zip(ids) {
+        let _ = job.reply.send(Ok(*id));
+    }
+}
+
+fn fail_all(jobs: &[Job], error: impl Fn() -> StoreError) {
     for job in jobs {
-        let _ = job.reply.send(result());
+        let _ = job.reply.send(Err(error()));
     }
 }
 

@@ -15,30 +15,48 @@ use log::{debug, error, info, warn};
 use crate::connection::{Connection, Ended, Step};
 use crate::db_manager::SignupOutcome;
 use crate::passwords::Verdict;
-use crate::protocol::{self, input, text};
+use crate::protocol::{self, text, AuthChoice, LastSeen};
 
 use super::session::User;
 use super::Context;
 
 pub use super::login_throttle::LoginThrottle;
 
-/// Runs authentication; returns the user and their `sessions` row id.
-pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<(User, i32)> {
+/// A logged-in user, their `sessions` row, and for a resumed protocol-2
+/// session, from where to replay what they missed.
+pub struct LoggedIn {
+    pub user: User,
+    pub session_id: i32,
+    pub resumed_after: Option<LastSeen>,
+}
+
+/// Runs authentication.
+pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<LoggedIn> {
     conn.send(protocol::AUTH_REQUEST)?;
     let mut failures = 0;
     loop {
         let choice = conn.read_line()?;
-        let attempt = match choice.as_str() {
-            "" => return Err(Ended::Logout),
-            input::LOGIN => login(ctx, conn, peer)?,
-            input::SIGNUP => signup(ctx, conn, peer)?,
-            _ => {
+        let speaks_sessions = conn.outbox().speaks_sessions();
+        let attempt = match protocol::parse_auth_choice(&choice) {
+            AuthChoice::Quit => return Err(Ended::Logout),
+            AuthChoice::Login => login(ctx, conn, peer)?,
+            AuthChoice::Signup => signup(ctx, conn, peer)?,
+            AuthChoice::Hello(v) if v >= protocol::PROTOCOL_VERSION && !speaks_sessions => {
+                conn.outbox().set_speaks_sessions();
+                conn.send(protocol::hello())?;
+                continue;
+            }
+            AuthChoice::Resume { username, token, last } if speaks_sessions => {
+                resume(ctx, peer, &username, &token, last)
+            }
+            AuthChoice::Hello(_) | AuthChoice::Resume { .. } | AuthChoice::Invalid => {
                 conn.send(protocol::auth_failed(text::INVALID_CHOICE))?;
                 continue;
             }
         };
-        let (user, success_line, legacy_upgrade) = match attempt {
-            Attempt::Accepted { user, success_line, legacy_upgrade } => (user, success_line, legacy_upgrade),
+        let (user, success_line, legacy_upgrade, resumed_after) = match attempt {
+            Attempt::Accepted { user, success_line, legacy_upgrade } => (user, success_line, legacy_upgrade, None),
+            Attempt::Resumed { user, after } => (user, protocol::auth_success(text::RESUMED), None, Some(after)),
             Attempt::Failed(reason) => {
                 failures += 1;
                 if failures >= ctx.login_attempts_per_connection {
@@ -60,7 +78,7 @@ pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> S
                 if let Some((old, new)) = legacy_upgrade {
                     upgrade_legacy_hash(ctx, peer, &user, &old, &new);
                 }
-                return Ok((user, session_id));
+                return Ok(LoggedIn { user, session_id, resumed_after });
             }
             Err(e) => {
                 error!("auth {peer}: cannot open a session for {}: {e}", user.name);
@@ -88,7 +106,9 @@ enum Attempt {
         /// only once the login has fully succeeded.
         legacy_upgrade: Option<(String, String)>,
     },
-    /// A failed login (counts against the connection).
+    /// A resume token was taken: replay after `after`.
+    Resumed { user: User, after: LastSeen },
+    /// A failed login or resume (counts against the connection).
     Failed(String),
     /// A refused signup, or no decision (PostgreSQL or the hashing workers
     /// could not answer): does not count.
@@ -143,6 +163,29 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt
                 None => debug!("auth {peer}: login failed for a name that does not exist"),
             }
             Ok(Attempt::Failed(text::INVALID_CREDENTIALS.into()))
+        }
+    }
+}
+
+/// `RESUME`: no password, no hashing; the token is taken (single use).
+fn resume(ctx: &Context, peer: SocketAddr, username: &str, token: &str, last: LastSeen) -> Attempt {
+    match ctx.db.take_resume_token(username, token) {
+        Ok(Some(r)) => {
+            info!("auth {peer}: session of {} resumed", r.username);
+            let after = LastSeen {
+                private: last.private.max(r.baseline.private),
+                broadcast: last.broadcast.max(r.baseline.broadcast),
+                group: last.group.max(r.baseline.group),
+            };
+            Attempt::Resumed { user: User { id: r.user_id, name: r.username }, after }
+        }
+        Ok(None) => {
+            info!("auth {peer}: resume refused (unknown, used or expired token)");
+            Attempt::Failed(text::RESUME_REFUSED.into())
+        }
+        Err(e) => {
+            error!("auth {peer}: resume failed: {e}");
+            Attempt::Refused(text::AUTH_UNAVAILABLE.into())
         }
     }
 }

@@ -3,7 +3,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::connection::Step;
-use crate::protocol::{self, text};
+use crate::protocol::{self, text, MessageKind};
+use crate::router::Notice;
 
 use super::session::{Outgoing, Session};
 
@@ -22,11 +23,16 @@ pub fn run(s: &mut Session) -> Step {
             continue;
         }
         let saved = s.ctx.db.save_broadcast_message(s.user.id, &s.user.name, &line);
-        if s.stored("storing a broadcast", saved, text::STORE_FAILED)?.is_none() {
+        let Some(id) = s.stored("storing a broadcast", saved, text::STORE_FAILED)? else {
             continue;
-        }
+        };
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-        let report = s.ctx.router.broadcast(&s.user.name, &protocol::broadcast(&s.user.name, &line, now_ms));
+        let notice = Notice {
+            kind: MessageKind::Broadcast,
+            id: Some(id),
+            line: protocol::broadcast(&s.user.name, &line, now_ms),
+        };
+        let report = s.ctx.router.broadcast(&s.user.name, &notice);
         s.conn.send(protocol::broadcast_sent(report.reached, report.others_online))?;
     }
 }

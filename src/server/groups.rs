@@ -2,7 +2,8 @@
 
 use crate::connection::Step;
 use crate::db_manager::{CreateGroupOutcome, GroupSummary, JoinOutcome, LeaveOutcome};
-use crate::protocol::{self, input, text, GroupChatInput, GroupSelection};
+use crate::protocol::{self, input, text, GroupChatInput, GroupSelection, MessageKind};
+use crate::router::Notice;
 
 use super::session::{Outgoing, Session};
 
@@ -179,10 +180,11 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
                         s.conn.send(protocol::not_member())?;
                         return Ok(());
                     }
-                    Some(Some(members)) => {
+                    Some(Some((id, members))) => {
                         let others: Vec<&str> =
                             members.iter().map(String::as_str).filter(|m| *m != s.user.name).collect();
-                        s.ctx.router.send_to_users(&others, &protocol::group_message(name, &s.user.name, message));
+                        let line = protocol::group_message(name, &s.user.name, message);
+                        s.ctx.router.send_to_users(&others, &Notice { kind: MessageKind::Group, id: Some(id), line });
                         s.conn.send(protocol::group_sent())?;
                     }
                 }

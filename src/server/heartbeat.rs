@@ -69,10 +69,18 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
         .spawn(move || {
             for chore in todo {
                 match chore {
-                    Chore::EndPodSessions(pod) => match janitor_ctx.db.end_pod_sessions(&pod) {
-                        Ok(n) => info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed"),
-                        Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
-                    },
+                    Chore::EndPodSessions(pod) => {
+                        match janitor_ctx.db.end_pod_sessions(&pod) {
+                            Ok(n) => {
+                                info!("pod {pod} stopped its heartbeat: removed from presence, {n} sessions closed")
+                            }
+                            Err(e) => warn!("pod {pod} is dead but its sessions stay open: {e}"),
+                        }
+                        let ttl = janitor_ctx.resume_ttl.as_secs() as i64;
+                        if let Err(e) = janitor_ctx.db.release_pod_resume_tokens(&pod, ttl) {
+                            warn!("resume tokens of dead pod {pod}: {e}");
+                        }
+                    }
                     Chore::ReopenOwn => janitor_ctx.session_rows.reopen(&janitor_ctx.db),
                 }
             }

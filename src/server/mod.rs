@@ -38,6 +38,9 @@ use crate::router::{Listener, Router};
 /// query through the driver); only the pages touched count in RSS.
 pub const USER_THREAD_STACK: usize = 128 * 1024;
 
+/// After the drain, how long closed connections get to end their threads.
+const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Redis connections shared by all user threads.
 const REDIS_POOL_SIZE: u32 = 16;
 
@@ -62,6 +65,15 @@ pub struct Context {
     pub limits: Option<RateLimits>,
     pub connections: open_connections::OpenConnections,
     pub session_rows: heartbeat::SessionRows,
+    /// SIGTERM came: connections are finishing.
+    pub draining: AtomicBool,
+    pub resume_ttl: Duration,
+}
+
+impl Context {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
 }
 
 /// Why the server could not start.
@@ -111,7 +123,7 @@ pub struct Server {
     pubsub: Listener,
     heartbeat: (Sender<()>, JoinHandle<()>),
     max_connections: usize,
-    shutdown_timeout: Duration,
+    drain: Duration,
 }
 
 impl Server {
@@ -130,6 +142,9 @@ impl Server {
         let presence = Arc::new(Presence::new(pool.clone(), keys.clone(), cfg.pod_id.clone(), cfg.presence_ttl));
         // A previous process with this pod id may have died with sessions.
         presence.resync(&[], false).map_err(redis_err)?;
+        if let Err(e) = db.release_pod_resume_tokens(&cfg.pod_id, cfg.resume_ttl.as_secs() as i64) {
+            warn!("resume tokens of an earlier process of this pod: {e}");
+        }
         match db.end_pod_sessions(&cfg.pod_id) {
             Ok(0) => {}
             Ok(n) => info!("closed {n} sessions left open by an earlier {}", cfg.pod_id),
@@ -158,6 +173,8 @@ impl Server {
             limits: cfg.limits,
             connections: Default::default(),
             session_rows: Default::default(),
+            draining: AtomicBool::new(false),
+            resume_ttl: cfg.resume_ttl,
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
@@ -169,15 +186,7 @@ impl Server {
             cfg.login_attempts_per_connection,
             if cfg.limits.is_some() { "on" } else { "off" }
         );
-        Ok(Server {
-            listener,
-            ctx,
-            stop,
-            pubsub,
-            heartbeat,
-            max_connections: cfg.max_connections,
-            shutdown_timeout: cfg.shutdown_timeout,
-        })
+        Ok(Server { listener, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections, drain: cfg.drain })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -234,17 +243,23 @@ impl Server {
                 }
             }
         }
-        info!("shutting down: closing {} connections", live.load(Ordering::SeqCst));
-        self.ctx.router.close_all("server shutting down");
+        info!("draining {} connections (up to {:?})", live.load(Ordering::SeqCst), self.drain);
+        self.ctx.draining.store(true, Ordering::SeqCst);
+        self.ctx.connections.drain();
+        let wait_for_threads = |limit: Duration| {
+            let deadline = Instant::now() + limit;
+            while threads.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for_threads(self.drain);
+        // Whatever did not finish in time is closed now.
         self.ctx.connections.close_all("server shutting down");
-        let deadline = Instant::now() + self.shutdown_timeout;
-        while threads.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_threads(FORCED_CLOSE_WAIT);
         let stuck = threads.iter().filter(|h| !h.is_finished()).count();
         if stuck > 0 {
             // Exit anyway: the process must end within its grace period.
-            warn!("{stuck} connection threads still busy after {:?}; exiting without them", self.shutdown_timeout);
+            warn!("{stuck} connection threads still busy after the drain; exiting without them");
             if let Err(e) = self.ctx.presence.resync(&[], true) {
                 warn!("leaving presence: {e}");
             }

@@ -2,21 +2,30 @@
 //! shutdown can close them all (the router knows only logged-in ones).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::outbox::Outbox;
+use crate::protocol;
 
 #[derive(Default)]
 pub struct OpenConnections {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<Outbox>>>,
+    /// Each connection's outbox, and whether it has logged in.
+    open: Mutex<HashMap<u64, (Arc<Outbox>, Arc<AtomicBool>)>>,
 }
 
 /// Removes its connection from the table when dropped.
 pub struct Registered<'a> {
     table: &'a OpenConnections,
     id: u64,
+    logged_in: Arc<AtomicBool>,
+}
+
+impl Registered<'_> {
+    pub fn logged_in(&self) {
+        self.logged_in.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Registered<'_> {
@@ -28,14 +37,36 @@ impl Drop for Registered<'_> {
 impl OpenConnections {
     pub fn add(&self, outbox: &Arc<Outbox>) -> Registered<'_> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Arc::clone(outbox));
-        Registered { table: self, id }
+        let logged_in = Arc::new(AtomicBool::new(false));
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, (Arc::clone(outbox), Arc::clone(&logged_in)));
+        Registered { table: self, id, logged_in }
+    }
+
+    fn all(&self) -> Vec<(Arc<Outbox>, bool)> {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.values().map(|(o, l)| (Arc::clone(o), l.load(Ordering::SeqCst))).collect()
+    }
+
+    /// The start of a drain: connections not logged in are closed; the
+    /// others get `SERVER_SHUTDOWN` (protocol 2) and are read no further,
+    /// so their threads finish the request at hand, flush and end.
+    pub fn drain(&self) {
+        let line: Arc<str> = Arc::from(protocol::server_shutdown().as_str());
+        for (o, logged_in) in self.all() {
+            if !logged_in {
+                o.close("server shutting down");
+                continue;
+            }
+            if o.speaks_sessions() {
+                o.notify(&line);
+            }
+            o.stop_reading();
+        }
     }
 
     /// Closes every open connection: their threads wake and end.
     pub fn close_all(&self, reason: &str) {
-        let all: Vec<Arc<Outbox>> = self.open.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
-        for o in all {
+        for (o, _) in self.all() {
             o.close(reason);
         }
     }

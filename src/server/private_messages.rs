@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use log::warn;
 
 use crate::connection::Step;
-use crate::protocol::{self, input, text};
+use crate::protocol::{self, input, text, MessageKind};
+use crate::router::Notice;
 
 use super::broadcast;
 use super::session::{Outgoing, Session};
@@ -66,10 +67,11 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
             continue;
         }
         let saved = db.save_private_message(conversation_id, s.user.id, &s.user.name, &line);
-        if s.stored("storing a private message", saved, text::STORE_FAILED)?.is_none() {
+        let Some(id) = s.stored("storing a private message", saved, text::STORE_FAILED)? else {
             continue;
-        }
-        let online = s.ctx.router.send_to_user(contact, &protocol::message(&s.user.name, &line));
+        };
+        let line = protocol::message(&s.user.name, &line);
+        let online = s.ctx.router.send_to_user(contact, &Notice { kind: MessageKind::Private, id: Some(id), line });
         s.conn.send(protocol::sent(online))?;
     }
 }

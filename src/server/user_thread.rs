@@ -10,9 +10,10 @@ use log::{debug, info, warn};
 
 use crate::connection::{Connection, Ended, Step};
 use crate::outbox::{Outbox, QueueLimits};
-use crate::protocol::{self, text, MenuChoice};
+use crate::protocol::{self, text, LastSeen, MenuChoice};
 
-use super::session::Session;
+use super::auth::LoggedIn;
+use super::session::{Session, User};
 use super::{auth, broadcast, groups, private_messages, Context};
 
 /// How long queued lines may take to leave at logout before the socket is
@@ -29,13 +30,13 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
         &ctx.flusher,
         peer.to_string(),
     );
-    let _registered = ctx.connections.add(&outbox);
+    let registered = ctx.connections.add(&outbox);
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
     debug!("connect {peer}");
 
     conn.set_deadline(Some(Instant::now() + ctx.auth_timeout));
     let login = auth::authenticate(ctx, &mut conn, peer);
-    let (user, session_id) = match login {
+    let LoggedIn { user, session_id, resumed_after } = match login {
         Ok(l) => l,
         Err(why) => {
             if matches!(why, Ended::TimedOut) {
@@ -53,7 +54,12 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     ctx.session_rows.opened(session_id);
     conn.set_pace(ctx.limits.map(|l| l.line));
     outbox.set_label(format!("{}@{peer}", user.name));
+    registered.logged_in();
+    let token = outbox.speaks_sessions().then(|| issue_token(ctx, &conn, &user, resumed_after)).flatten();
     ctx.router.register(&user.name, &outbox);
+    if let Some(after) = resumed_after {
+        replay(ctx, &conn, &user, after);
+    }
     let mut session = Session::new(ctx, conn, user);
     let why = main_menu(&mut session);
     let user = session.user;
@@ -62,11 +68,53 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     if let Err(e) = ctx.session_rows.close(&ctx.db, session_id) {
         warn!("session {session_id} of {} stays open in the database: {e}", user.name);
     }
-    if matches!(why, Ended::Logout) {
+    if let Some(token) = token {
+        let r = match why {
+            Ended::Logout => ctx.db.revoke_resume_token(&token),
+            _ => ctx.db.release_resume_token(&token, ctx.resume_ttl.as_secs() as i64),
+        };
+        if let Err(e) = r {
+            warn!("resume token of {}: {e}", user.name);
+        }
+    }
+    // At logout, and when the pod drains, what is queued (acknowledgements
+    // of stored messages above all) still goes out.
+    if matches!(why, Ended::Logout) || ctx.is_draining() {
         outbox.drain(LOGOUT_DRAIN);
     }
     outbox.close("session over");
     info!("disconnect {}@{peer}: {why}", user.name);
+}
+
+/// Protocol 2: a fresh resume token after `AUTH_SUCCESS` (`SESSION:`).
+/// Without one (PostgreSQL failed) the client simply cannot resume.
+fn issue_token(ctx: &Context, conn: &Connection, user: &User, after: Option<LastSeen>) -> Option<String> {
+    match ctx.db.issue_resume_token(user.id, &ctx.pod_id, after) {
+        Ok(token) => {
+            conn.send(protocol::session(&token)).ok()?;
+            Some(token)
+        }
+        Err(e) => {
+            warn!("no resume token for {}: {e}", user.name);
+            None
+        }
+    }
+}
+
+/// What a resumed session missed, each line after its `MSG_ID`, before the
+/// menu. Live lines may come in between; the client drops ids it has seen.
+fn replay(ctx: &Context, conn: &Connection, user: &User, after: LastSeen) {
+    match ctx.db.missed_messages(user.id, after) {
+        Ok(missed) => {
+            info!("{}: replaying {} missed messages", user.name, missed.len());
+            for m in missed {
+                if conn.send(format!("{}\n{}", protocol::msg_id(m.kind, m.id), m.line)).is_err() {
+                    return;
+                }
+            }
+        }
+        Err(e) => warn!("{}: cannot replay missed messages: {e}", user.name),
+    }
 }
 
 fn main_menu(s: &mut Session) -> Ended {

@@ -19,5 +19,6 @@ mod pods;
 mod private;
 mod proxy;
 mod python_era;
+mod sessions;
 mod slow_client;
 mod store_failure;
