@@ -1,5 +1,6 @@
 //! `ReadThread`: reads server lines and shows them; hands the
-//! authentication events to the write thread.
+//! authentication events to the write thread; keeps what a resume needs
+//! (token, ids shown, messages awaiting their acknowledgement).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -9,6 +10,7 @@ use crossbeam_channel::Sender;
 
 use crate::protocol::{self, ServerLine};
 
+use super::render::{Place, Screen};
 use super::{AuthEvent, Ending, Shared};
 
 pub fn run(shared: &Shared, stream: TcpStream, auth: Sender<AuthEvent>) -> Ending {
@@ -20,28 +22,89 @@ pub fn run(shared: &Shared, stream: TcpStream, auth: Sender<AuthEvent>) -> Endin
             Ok(0) | Err(_) => break,
             Ok(_) => String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string(),
         };
-        let event = match protocol::parse_server_line(&line) {
-            ServerLine::AuthRequest => Some(AuthEvent::Request),
-            ServerLine::LoginPrompt | ServerLine::SignupPrompt => Some(AuthEvent::Prompt),
-            ServerLine::AuthSuccess(_) => Some(AuthEvent::Success),
-            ServerLine::AuthFailed(_) => Some(AuthEvent::Failed),
-            _ => None,
-        };
-        let out = shared.renderer.lock().unwrap().render(&line);
-        shared.console.print(&out.lines, out.prompt);
-        if let Some(e) = event {
-            let _ = auth.send(e);
-        }
+        handle(shared, &line, &auth);
     }
     shared.finish();
     if shared.quitting.load(Ordering::SeqCst) {
-        shared.console.print(&["Goodbye!".to_string()], false);
+        shared.say("Goodbye!");
         Ending::Quit
     } else if shared.abandoned.load(Ordering::SeqCst) {
-        shared.console.print(&["Not logged in. Goodbye!".to_string()], false);
+        shared.say("Not logged in. Goodbye!");
         Ending::NotLoggedIn
     } else {
-        shared.console.print(&["Connection to the server was lost.".to_string()], false);
         Ending::ServerLost
+    }
+}
+
+fn handle(shared: &Shared, line: &str, auth: &Sender<AuthEvent>) {
+    let parsed = protocol::parse_server_line(line);
+    let mut cont = shared.env.continuity.lock().unwrap();
+    let event = match &parsed {
+        ServerLine::AuthRequest => Some(AuthEvent::Request),
+        ServerLine::Hello(_) => Some(AuthEvent::Hello),
+        ServerLine::LoginPrompt | ServerLine::SignupPrompt => Some(AuthEvent::Prompt),
+        ServerLine::AuthSuccess(_) => Some(AuthEvent::Success),
+        ServerLine::AuthFailed(reason) => Some(AuthEvent::Failed(reason.to_string())),
+        ServerLine::Session(token) => {
+            cont.token = Some(token.to_string());
+            None
+        }
+        ServerLine::ServerShutdown(_) => {
+            shared.draining.store(true, Ordering::SeqCst);
+            shared.input_stop.store(true, Ordering::SeqCst);
+            None
+        }
+        ServerLine::MsgId(kind, id) => {
+            cont.next_id = Some((*kind, *id));
+            None
+        }
+        ServerLine::Notification(_) => {
+            if let Some((kind, id)) = cont.next_id.take() {
+                if !cont.first_sight(kind, id) {
+                    return; // replayed and also live: shown already
+                }
+            }
+            None
+        }
+        _ => None,
+    };
+    let screen = shared.env.renderer.lock().unwrap().screen.clone();
+    let in_chat = matches!(screen, Screen::Conversation | Screen::Broadcast | Screen::GroupChat);
+    if in_chat && (protocol::parse_ack(line).is_some() || line.starts_with(&protocol::error("")[..])) {
+        cont.unconfirmed.pop_front();
+    }
+    drop(cont);
+    if matches!(event, Some(AuthEvent::Hello | AuthEvent::Failed(_)))
+        && shared.hello_pending.swap(false, Ordering::SeqCst)
+    {
+        let _ = auth.send(event.expect("matched above"));
+        return;
+    }
+    let out = shared.env.renderer.lock().unwrap().render(line);
+    let mut restoring = shared.restoring.lock().unwrap();
+    match restoring.as_ref() {
+        Some(target) if !out.notification => {
+            let place = shared.env.renderer.lock().unwrap().place.clone();
+            let arrived = match (target, &parsed) {
+                (Place::Menu, ServerLine::MainMenuEnd) => true,
+                (_, ServerLine::ConversationReady | ServerLine::GroupChatReady) => place == *target,
+                (_, ServerLine::Problem(_)) => true,
+                _ => false,
+            };
+            if arrived {
+                *restoring = None;
+                let mut lines = out.lines.clone();
+                if !matches!(parsed, ServerLine::Problem(_)) {
+                    lines.clear();
+                }
+                lines.push("✅ Reconnected; back where you were.".to_string());
+                shared.env.console.print(&lines, true);
+            }
+        }
+        _ => shared.env.console.print(&out.lines, out.prompt),
+    }
+    drop(restoring);
+    if let Some(e) = event {
+        let _ = auth.send(e);
     }
 }

@@ -20,6 +20,18 @@ pub enum Screen {
     GroupChat,
 }
 
+/// Where a resumed session puts the person back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Place {
+    /// The main menu (also for lists and dialogues: they start over there).
+    #[default]
+    Menu,
+    Conversation(String),
+    Broadcast,
+    /// A group chat, by id.
+    Group(String),
+}
+
 /// Rows between two markers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Block {
@@ -51,11 +63,13 @@ impl Output {
 pub struct Renderer {
     block: Block,
     pub screen: Screen,
+    /// The chat the person has open, if any.
+    pub place: Place,
 }
 
 impl Default for Renderer {
     fn default() -> Self {
-        Renderer { block: Block::None, screen: Screen::Auth }
+        Renderer { block: Block::None, screen: Screen::Auth, place: Place::Menu }
     }
 }
 
@@ -110,12 +124,14 @@ impl Renderer {
             ServerLine::MainMenuStart => {
                 self.block = Block::MenuText;
                 self.screen = Screen::Menu;
+                self.place = Place::Menu;
                 Output::default()
             }
             ServerLine::MainMenuEnd => Output::show(vec!["Choose 1-5, or 'bye' to log out.".into()], true),
             ServerLine::ContactListStart => {
                 self.block = Block::Contacts;
                 self.screen = Screen::Contacts;
+                self.place = Place::Menu;
                 Output::show(vec![String::new(), "=== Contacts ===".into()], false)
             }
             ServerLine::ContactListEnd => {
@@ -124,11 +140,13 @@ impl Renderer {
             ServerLine::ConversationStart(contact) => {
                 self.block = Block::History;
                 self.screen = Screen::Conversation;
+                self.place = Place::Conversation(contact.to_string());
                 Output::show(vec![String::new(), format!("=== Chat with {contact} ===")], false)
             }
             ServerLine::BroadcastStart(title) => {
                 self.block = Block::History;
                 self.screen = Screen::Broadcast;
+                self.place = Place::Broadcast;
                 Output::show(vec![String::new(), format!("=== 📢 {title} ===")], false)
             }
             ServerLine::ConversationReady => {
@@ -137,11 +155,13 @@ impl Renderer {
             ServerLine::MyGroupsStart => {
                 self.block = Block::MyGroups;
                 self.screen = Screen::MyGroups;
+                self.place = Place::Menu;
                 Output::show(vec![String::new(), "=== My Groups ===".into()], false)
             }
             ServerLine::BrowseGroupsStart => {
                 self.block = Block::BrowseGroups;
                 self.screen = Screen::BrowseGroups;
+                self.place = Place::Menu;
                 Output::show(vec![String::new(), "=== All Groups ===".into()], false)
             }
             ServerLine::MyGroupsEnd => Output::show(vec!["Type a group id to open it, or 'back'.".into()], true),
@@ -151,6 +171,7 @@ impl Renderer {
             ),
             ServerLine::CreateGroupPrompt => {
                 self.screen = Screen::CreateName;
+                self.place = Place::Menu;
                 Output::show(
                     vec![String::new(), "=== Create a group ===".into(), "Group name ('back' cancels):".into()],
                     true,
@@ -163,6 +184,7 @@ impl Renderer {
             ServerLine::GroupChatStart { name, id } => {
                 self.block = Block::History;
                 self.screen = Screen::GroupChat;
+                self.place = Place::Group(id.to_string());
                 Output::show(vec![String::new(), format!("=== 👥 {name} (#{id}) ===")], false)
             }
             ServerLine::GroupChatReady => Output::show(

@@ -1,5 +1,5 @@
-//! `WriteThread`: the authentication dialogue, then every typed line to
-//! the server.
+//! `WriteThread`: the authentication dialogue (or a resume), then every
+//! typed line to the server.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -7,34 +7,55 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::protocol::input;
+use crate::protocol::{self, input, GroupChatInput};
 
-use super::render::Screen;
-use super::{AuthEvent, Shared};
+use super::render::{Place, Screen};
+use super::{AuthEvent, Mode, Shared};
 
 /// How often a wait for the server checks whether the session ended.
 const TICK: Duration = Duration::from_millis(200);
 
-pub fn run(shared: &Shared, auth: Receiver<AuthEvent>) {
-    if authenticate(shared, &auth).is_none() {
+pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
+    let ready = match mode {
+        Mode::Fresh => authenticate(shared, &auth, true),
+        Mode::Resume => resume(shared, &auth).or_else(|| authenticate(shared, &auth, false)),
+    };
+    if ready.is_none() {
         shared.finish();
         return;
     }
-    while let Some(line) = shared.console.read_line(&shared.done) {
-        let at_menu = shared.renderer.lock().unwrap().screen == Screen::Menu;
-        if at_menu && line.trim() == input::BYE {
+    while let Some(line) = shared.env.console.read_line(&shared.input_stop) {
+        let screen = shared.env.renderer.lock().unwrap().screen.clone();
+        if screen == Screen::Menu && line.trim() == input::BYE {
             shared.quitting.store(true, Ordering::SeqCst);
+        }
+        let is_message = match screen {
+            Screen::Conversation | Screen::Broadcast => !protocol::is_leave_chat(line.trim()),
+            Screen::GroupChat => matches!(protocol::parse_group_chat_input(line.trim()), GroupChatInput::Text(_)),
+            _ => false,
+        };
+        if is_message {
+            shared.env.continuity.lock().unwrap().unconfirmed.push_back(line.trim().to_string());
         }
         if send(shared, &line).is_none() {
             return;
         }
-        let follow_up = shared.renderer.lock().unwrap().after_input();
+        let follow_up = shared.env.renderer.lock().unwrap().after_input();
         if let Some(question) = follow_up {
-            shared.console.ask(question);
+            shared.env.console.ask(question);
         }
     }
-    // Ctrl-D (or the session ended): leave.
-    shared.quitting.store(true, Ordering::SeqCst);
+    if shared.draining.load(Ordering::SeqCst) && !shared.done.load(Ordering::SeqCst) {
+        // The server drains: close our side; it answers what we sent, then
+        // closes, and the session resumes elsewhere.
+        let _ = shared.stream.shutdown(std::net::Shutdown::Write);
+        return;
+    }
+    // Ctrl-D (or the connection ended): leave, unless the connection ended
+    // under us (the session may resume).
+    if !shared.done.load(Ordering::SeqCst) {
+        shared.quitting.store(true, Ordering::SeqCst);
+    }
     shared.finish();
 }
 
@@ -54,35 +75,84 @@ fn wait(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<AuthEvent> {
 }
 
 fn ask(shared: &Shared, question: &str) -> Option<String> {
-    shared.console.ask(question);
-    shared.console.read_line(&shared.done)
+    shared.env.console.ask(question);
+    shared.env.console.read_line(&shared.done)
 }
 
 fn ask_password(shared: &Shared, question: &str) -> Option<String> {
-    shared.console.ask(question);
-    shared.console.read_password(&shared.done)
+    shared.env.console.ask(question);
+    shared.env.console.read_password(&shared.done)
 }
 
-fn say(shared: &Shared, line: &str) {
-    shared.console.print(&[line.to_string()], false);
+/// `HELLO:2`: whether the server speaks protocol 2. A server that does not
+/// answers `AUTH_FAILED:Invalid choice` and the session goes on without.
+fn hello(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<bool> {
+    shared.hello_pending.store(true, Ordering::SeqCst);
+    send(shared, &protocol::hello())?;
+    match wait(shared, auth)? {
+        AuthEvent::Hello => Some(true),
+        AuthEvent::Failed(_) => Some(false),
+        _ => None,
+    }
+}
+
+/// Resumes the last connection's session and reopens the chat the person
+/// had open. `None`: refused (the person logs in again) or the connection
+/// ended.
+fn resume(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<()> {
+    if wait(shared, auth)? != AuthEvent::Request || !hello(shared, auth)? {
+        return None;
+    }
+    let (user, token, last) = {
+        let c = shared.env.continuity.lock().unwrap();
+        (c.username.clone()?, c.token.clone()?, c.last)
+    };
+    let place = shared.env.renderer.lock().unwrap().place.clone();
+    *shared.restoring.lock().unwrap() = Some(place.clone());
+    send(shared, &protocol::resume(&user, &token, last))?;
+    match wait(shared, auth)? {
+        AuthEvent::Success => {}
+        AuthEvent::Failed(reason) => {
+            *shared.restoring.lock().unwrap() = None;
+            shared.env.continuity.lock().unwrap().token = None;
+            shared.say(&format!("⚠ The session could not be resumed ({reason}); please log in again."));
+            return None;
+        }
+        _ => return None,
+    }
+    // Back to where the person was; the read thread shows nothing of the
+    // way there (no history again), then one line.
+    let steps: Vec<String> = match place {
+        Place::Menu => vec![],
+        Place::Conversation(contact) => vec![input::MENU_PRIVATE.into(), contact],
+        Place::Broadcast => vec![input::MENU_BROADCAST.into()],
+        Place::Group(id) => vec![input::MENU_MY_GROUPS.into(), id],
+    };
+    for step in steps {
+        send(shared, &step)?;
+    }
+    Some(())
 }
 
 /// Login or signup until one succeeds. `None`: the person gave up or the
-/// session ended.
-fn authenticate(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<()> {
-    if wait(shared, auth)? != AuthEvent::Request {
-        return None;
+/// session ended. `fresh`: the server has not been asked `HELLO` yet.
+fn authenticate(shared: &Shared, auth: &Receiver<AuthEvent>, fresh: bool) -> Option<()> {
+    if fresh {
+        if wait(shared, auth)? != AuthEvent::Request {
+            return None;
+        }
+        hello(shared, auth)?;
     }
     loop {
-        say(shared, "1. Login");
-        say(shared, "2. Sign Up");
+        shared.say("1. Login");
+        shared.say("2. Sign Up");
         let choice = ask(shared, "Choose 1 or 2:")?;
         let signup = match choice.trim() {
             "1" => false,
             "2" => true,
             "" => continue,
             _ => {
-                say(shared, "Please type 1 or 2.");
+                shared.say("Please type 1 or 2.");
                 continue;
             }
         };
@@ -90,12 +160,12 @@ fn authenticate(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<()> {
         let password = ask_password(shared, "Password:")?;
         if signup {
             if password.is_empty() {
-                say(shared, "❌ Password cannot be empty.");
+                shared.say("❌ Password cannot be empty.");
                 continue;
             }
             let again = ask_password(shared, "Confirm password:")?;
             if again != password {
-                say(shared, "❌ Passwords do not match.");
+                shared.say("❌ Passwords do not match.");
                 continue;
             }
         }
@@ -107,10 +177,11 @@ fn authenticate(shared: &Shared, auth: &Receiver<AuthEvent>) -> Option<()> {
         send(shared, &password)?;
         match wait(shared, auth)? {
             AuthEvent::Success => {
-                shared.console.set_user(&username);
+                shared.env.console.set_user(&username);
+                shared.env.continuity.lock().unwrap().username = Some(username);
                 return Some(());
             }
-            AuthEvent::Failed => {
+            AuthEvent::Failed(_) => {
                 let again = ask(shared, "Try again? (yes/no):")?;
                 if !again.trim().eq_ignore_ascii_case(input::YES) && !again.trim().eq_ignore_ascii_case("y") {
                     shared.abandoned.store(true, Ordering::SeqCst);

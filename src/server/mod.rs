@@ -243,6 +243,9 @@ impl Server {
                 }
             }
         }
+        // Stop accepting at once: a client reconnecting now must reach
+        // another pod, not wait in this one's backlog.
+        drop(self.listener);
         info!("draining {} connections (up to {:?})", live.load(Ordering::SeqCst), self.drain);
         self.ctx.draining.store(true, Ordering::SeqCst);
         self.ctx.connections.drain();

@@ -47,20 +47,21 @@ impl OpenConnections {
         open.values().map(|(o, l)| (Arc::clone(o), l.load(Ordering::SeqCst))).collect()
     }
 
-    /// The start of a drain: connections not logged in are closed; the
-    /// others get `SERVER_SHUTDOWN` (protocol 2) and are read no further,
-    /// so their threads finish the request at hand, flush and end.
+    /// The start of a drain: connections not logged in are closed.
+    /// Protocol-2 clients get `SERVER_SHUTDOWN`: they stop sending and
+    /// close their side, so every line they sent is still served and
+    /// answered. Protocol-1 connections are read no further. Either way the
+    /// thread finishes the request at hand, flushes and ends.
     pub fn drain(&self) {
         let line: Arc<str> = Arc::from(protocol::server_shutdown().as_str());
         for (o, logged_in) in self.all() {
             if !logged_in {
                 o.close("server shutting down");
-                continue;
-            }
-            if o.speaks_sessions() {
+            } else if o.speaks_sessions() {
                 o.notify(&line);
+            } else {
+                o.stop_reading();
             }
-            o.stop_reading();
         }
     }
 

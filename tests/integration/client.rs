@@ -9,17 +9,24 @@ use crossbeam_channel::Receiver;
 
 use crate::support::{unique, World, LINE_TIMEOUT};
 
-struct ClientProc {
+pub struct ClientProc {
     child: Child,
     stdin: Option<ChildStdin>,
-    out: Receiver<String>,
-    seen: Vec<String>,
+    out: Receiver<(Instant, String)>,
+    pub seen: Vec<String>,
+    /// When each line of `seen` arrived.
+    arrived: Vec<Instant>,
 }
 
 impl ClientProc {
-    fn start(port: u16) -> ClientProc {
+    pub fn start(port: u16) -> ClientProc {
+        Self::start_with(port, &[])
+    }
+
+    pub fn start_with(port: u16, args: &[&str]) -> ClientProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat_client"))
             .args(["127.0.0.1", &port.to_string()])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -29,26 +36,49 @@ impl ClientProc {
         let (tx, out) = crossbeam_channel::unbounded();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+                let _ = tx.send((Instant::now(), line));
             }
         });
         let stdin = child.stdin.take();
-        ClientProc { child, stdin, out, seen: Vec::new() }
+        ClientProc { child, stdin, out, seen: Vec::new(), arrived: Vec::new() }
     }
 
-    fn type_line(&mut self, line: &str) {
+    /// Takes every line that arrives within `quiet` of the last one.
+    pub fn drain_output(&mut self, quiet: Duration) {
+        while let Ok((t, l)) = self.out.recv_timeout(quiet) {
+            self.arrived.push(t);
+            self.seen.push(l);
+        }
+    }
+
+    /// From each "Connection lost" line to the next "Reconnected" line.
+    pub fn resume_times(&self) -> Vec<Duration> {
+        let mut out = Vec::new();
+        let mut lost = None;
+        for (l, t) in self.seen.iter().zip(&self.arrived) {
+            if l.contains("Connection lost; reconnecting") {
+                lost = Some(*t);
+            } else if let (true, Some(at)) = (l.contains("Reconnected; back where you were"), lost.take()) {
+                out.push(t.duration_since(at));
+            }
+        }
+        out
+    }
+
+    pub fn type_line(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// Waits for an output line containing `needle`; returns it.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub fn wait_for(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + LINE_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.out.recv_timeout(left) {
-                Ok(l) => {
+                Ok((t, l)) => {
+                    self.arrived.push(t);
                     self.seen.push(l.clone());
                     if l.contains(needle) {
                         return l;
@@ -59,7 +89,7 @@ impl ClientProc {
         }
     }
 
-    fn signup(&mut self, name: &str, pw: &str) {
+    pub fn signup(&mut self, name: &str, pw: &str) {
         self.wait_for("2. Sign Up");
         for l in ["2", name, pw, pw] {
             self.type_line(l);
@@ -68,7 +98,7 @@ impl ClientProc {
         self.wait_for("Choose 1-5");
     }
 
-    fn exit_code(&mut self) -> i32 {
+    pub fn exit_code(&mut self) -> i32 {
         let deadline = Instant::now() + LINE_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -203,9 +233,11 @@ fn refused_connection_and_lost_server_end_cleanly() {
 
     let w = World::new("client");
     let mut server = w.start_server();
-    let mut c = ClientProc::start(server.port);
+    let mut c = ClientProc::start_with(server.port, &["--reconnect-for", "1"]);
     c.signup(&unique("z"), "pw");
     server.kill();
-    c.wait_for("Connection to the server was lost.");
+    // A protocol-2 session tries to resume, then gives up.
+    c.wait_for("Connection lost; reconnecting");
+    c.wait_for("Could not reconnect within 1 s");
     assert_eq!(c.exit_code(), 1);
 }

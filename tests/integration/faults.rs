@@ -288,7 +288,10 @@ fn a_client_whose_packets_stop_leaves_presence_within_the_bound() {
     }
     let left = frozen.elapsed();
     eprintln!("vanished client left presence after {left:?} ({sent} messages sent to it meanwhile)");
-    assert!(server.log_text().contains("Connection timed out"), "{}", server.log_text());
+    // TCP_USER_TIMEOUT on the closed window, or the outbound queue filling
+    // up, whichever comes first.
+    let log = server.log_text();
+    assert!(log.contains("Connection timed out") || log.contains("outbound queue full"), "{log}");
     assert!(left < Duration::from_secs(30), "{left:?}");
     // Further messages say so.
     ca.send("after");

@@ -33,6 +33,13 @@ fn small_rcvbuf(fd: i32) {
 
 impl Proxy {
     pub fn start(target_port: u16) -> Proxy {
+        Self::balance(vec![target_port])
+    }
+
+    /// A Service in front of several pods: each new connection goes to the
+    /// next port that accepts it (round robin), as kube-proxy sends clients
+    /// to the pods that are still there.
+    pub fn balance(target_ports: Vec<u16>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         small_rcvbuf(listener.as_raw_fd());
         let port = listener.local_addr().unwrap().port();
@@ -50,12 +57,17 @@ impl Proxy {
             Arc::clone(&proxy.held),
         );
         std::thread::spawn(move || {
+            let mut next = 0;
             for client in listener.incoming() {
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(client) = client else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target_port)) else { continue };
+                let server = (0..target_ports.len()).find_map(|_| {
+                    next = (next + 1) % target_ports.len();
+                    TcpStream::connect(("127.0.0.1", target_ports[next])).ok()
+                });
+                let Some(server) = server else { continue };
                 let n = accepted.fetch_add(1, Ordering::SeqCst);
                 for (from, to) in [(&client, &server), (&server, &client)] {
                     let (from, to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
