@@ -183,6 +183,26 @@ fn count_with(
     Ok((count, reaped))
 }
 
+/// Live sessions per pod whose heartbeat is alive. KEYS: pods. ARGV: alive
+/// and pod users templates. Returns {pod, sessions, pod, sessions, ...}.
+static SESSIONS_PER_POD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{}",
+        r#"
+local out = {}
+for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', fill(ARGV[1], pod)) == 1 then
+    local n = 0
+    for _, v in ipairs(redis.call('HVALS', fill(ARGV[2], pod))) do n = n + tonumber(v) end
+    table.insert(out, pod)
+    table.insert(out, n)
+  end
+end
+return out
+"#
+    ))
+});
+
 /// Counts the users with a live session on any pod, for the autoscaler:
 /// one connection of its own, opened again after any failure.
 pub struct OnlineCounter {
@@ -195,6 +215,29 @@ impl OnlineCounter {
     /// Connects lazily: a Redis that is down at start is retried per count.
     pub fn new(connector: RedisConnector, keys: Keys) -> Self {
         OnlineCounter { connector, conn: None, keys }
+    }
+
+    /// (pod, live sessions) for every pod with a heartbeat, read-only: the
+    /// autoscaler marks the emptiest pods to be removed first.
+    pub fn sessions_per_pod(&mut self) -> RedisResult<Vec<(String, u64)>> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.connector.connect().map_err(failed("connecting"))?),
+        };
+        let flat: RedisResult<Vec<redis::Value>> = SESSIONS_PER_POD
+            .key(self.keys.pods())
+            .arg(self.keys.pod_alive(PLACEHOLDER))
+            .arg(self.keys.pod_users(PLACEHOLDER))
+            .invoke(conn)
+            .map_err(failed("reading sessions per pod"));
+        let flat = flat.inspect_err(|_| self.conn = None)?;
+        Ok(flat
+            .chunks(2)
+            .filter_map(|pair| match pair {
+                [pod, n] => Some((redis::from_redis_value(pod).ok()?, redis::from_redis_value(n).ok()?)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Users online now, not counting those whose only pods stopped their

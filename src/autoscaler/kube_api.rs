@@ -1,9 +1,12 @@
-//! The two Kubernetes API calls of the autoscaler, through ureq: read and
-//! set the replicas of one Deployment's `scale` subresource.
+//! The Kubernetes API calls of the autoscaler, through ureq: read and set
+//! the replicas of one Deployment's `scale` subresource, and mark the chat
+//! pods with their deletion cost before a scale-down.
 //!
 //! `GET  /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale`
 //! `PATCH` on the same path, `Content-Type: application/merge-patch+json`,
 //! body `{"spec":{"replicas":N}}`.
+//! `PATCH /api/v1/namespaces/{ns}/pods/{pod}`, merge patch of the
+//! annotation `controller.kubernetes.io/pod-deletion-cost`.
 //!
 //! The bearer token is read from its file for every request: projected
 //! ServiceAccount tokens rotate while the pod runs.
@@ -144,10 +147,16 @@ struct Status {
     message: String,
 }
 
+/// The annotation the ReplicaSet controller reads to pick the pods it
+/// removes first (the lowest cost).
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
 /// A client for one Deployment's scale.
 pub struct KubeApi {
     agent: ureq::Agent,
     scale_url: String,
+    /// `.../api/v1/namespaces/{ns}/pods/`
+    pods_url: String,
     token_file: Option<PathBuf>,
     target: DeploymentRef,
 }
@@ -171,7 +180,8 @@ impl KubeApi {
             target.namespace,
             target.name
         );
-        Ok(KubeApi { agent: config.new_agent(), scale_url, token_file: kube.token_file.clone(), target })
+        let pods_url = format!("{}/api/v1/namespaces/{}/pods/", kube.url.trim_end_matches('/'), target.namespace);
+        Ok(KubeApi { agent: config.new_agent(), scale_url, pods_url, token_file: kube.token_file.clone(), target })
     }
 
     /// The Deployment's replicas (`spec.replicas` of its scale).
@@ -186,6 +196,25 @@ impl KubeApi {
         let request = self.authorized(self.agent.patch(&self.scale_url))?;
         let request = request.header("Content-Type", "application/merge-patch+json");
         self.read_scale(Verb::Patch, request.send(body))
+    }
+
+    /// Sets a pod's deletion cost. A pod that is gone already is fine; an
+    /// error is one line naming the call and, for 403, the fix.
+    pub fn set_deletion_cost(&self, pod: &str, cost: u64) -> Result<(), String> {
+        let body = serde_json::json!({ "metadata": { "annotations": { POD_DELETION_COST: cost.to_string() } } });
+        let call = format!("patch pods/{pod} in namespace {:?}", self.target.namespace);
+        let request =
+            self.authorized(self.agent.patch(format!("{}{pod}", self.pods_url))).map_err(|e| e.to_string())?;
+        let request = request.header("Content-Type", "application/merge-patch+json");
+        let mut reply = request.send(body.to_string()).map_err(|e| format!("{call}: {e}"))?;
+        match reply.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            403 => Err(format!(
+                "{call}: 403 Forbidden: {}; grant verb patch on pods in a Role bound to the ServiceAccount",
+                status_message(reply.body_mut())
+            )),
+            status => Err(format!("{call}: answered {status}: {}", status_message(reply.body_mut()))),
+        }
     }
 
     /// Adds `Accept` and, with a token file, `Authorization: Bearer <token>`

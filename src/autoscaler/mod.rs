@@ -107,6 +107,9 @@ impl Autoscaler {
             cause: Cause::Kube(Box::new(e)),
         })?;
         let decision = self.policy.decide(users, current, now, &mut self.recent);
+        if decision.target < current && !self.dry_run {
+            self.mark_pods_for_removal();
+        }
         if decision.changes_replicas() && !self.dry_run {
             self.kube.set_replicas(decision.target).map_err(|e| TickError {
                 users: Some(users),
@@ -118,6 +121,25 @@ impl Autoscaler {
     }
 
     /// One tick with its log line; true if it succeeded.
+    /// Before a scale-down: each chat pod's deletion cost is its live
+    /// session count, so the ReplicaSet removes the emptiest pods and the
+    /// fewest users have to resume elsewhere. Best effort: a failure is
+    /// logged and the scale-down goes on.
+    fn mark_pods_for_removal(&mut self) {
+        let pods = match self.counter.sessions_per_pod() {
+            Ok(p) => p,
+            Err(e) => return log::warn!("pod deletion costs not set: {e}"),
+        };
+        let mut marked = Vec::new();
+        for (pod, sessions) in &pods {
+            match self.kube.set_deletion_cost(pod, *sessions) {
+                Ok(()) => marked.push(format!("{pod}={sessions}")),
+                Err(e) => log::warn!("pod deletion cost of {pod} not set: {e}"),
+            }
+        }
+        log::info!("pod-deletion-cost {}", marked.join(" "));
+    }
+
     pub fn tick_and_log(&mut self) -> bool {
         match self.tick(Instant::now()) {
             Ok(d) if d.changes_replicas() && self.dry_run => log::info!("{d} dry-run=not-patched"),

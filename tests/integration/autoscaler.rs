@@ -234,6 +234,9 @@ fn loop_follows_the_count_rereads_a_rotated_token_and_survives_a_500() {
     let users = Users::new();
     let pod = users.pod(Duration::from_secs(60));
     let names = users.log_in(&pod, 4);
+    // A second pod with nobody on it: removed first.
+    let empty = users.pod(Duration::from_secs(60));
+    empty.resync(&[], false).unwrap();
     let kube = FakeKube::https(NAMESPACE, DEPLOYMENT, 1, "token-1");
     let mut child = users
         .autoscaler(&kube, &[])
@@ -268,6 +271,15 @@ fn loop_follows_the_count_rereads_a_rotated_token_and_survives_a_500() {
     let log = log_text();
     assert!(status.success(), "{log}");
     assert_eq!(kube.patches(), [2, 1], "{log}");
+    // Before the scale-down, each pod's deletion cost is its session count.
+    let patch_log = kube.patch_log();
+    let down = patch_log.iter().position(|p| p == "scale=1").unwrap();
+    let mut costs = patch_log[..down].iter().filter(|p| p.starts_with("pod=")).cloned().collect::<Vec<_>>();
+    costs.sort();
+    let mut expected = vec![format!("pod={} cost=1", pod.pod_id()), format!("pod={} cost=0", empty.pod_id())];
+    expected.sort();
+    assert_eq!(costs[costs.len() - 2..], expected, "{patch_log:?}");
+    assert!(log.contains(&format!("{}=0", empty.pod_id())), "{log}");
     assert!(log.contains("answered 500"), "{log}");
     assert!(log.contains("users=1 current=2 desired=1 action=pending-down"), "{log}");
     let after_rotation: Vec<_> =

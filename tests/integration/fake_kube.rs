@@ -133,12 +133,31 @@ impl FakeKube {
         self.state.lock().unwrap().requests.clone()
     }
 
-    /// Replicas of every PATCH the fake accepted, in order.
+    /// Replicas of every scale PATCH the fake accepted, in order.
     pub fn patches(&self) -> Vec<u32> {
         self.requests()
             .iter()
-            .filter(|r| r.method == "PATCH" && r.status == 200)
+            .filter(|r| r.method == "PATCH" && r.status == 200 && r.path.ends_with("/scale"))
             .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["spec"]["replicas"].as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Every accepted request as `pod=<name> cost=<n>` (deletion costs) or
+    /// `scale=<n>`, in order.
+    pub fn patch_log(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.status == 200)
+            .map(|r| {
+                let body: Value = serde_json::from_str(&r.body).unwrap();
+                match r.path.rsplit_once("/pods/") {
+                    Some((_, pod)) => format!(
+                        "pod={pod} cost={}",
+                        body["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"].as_str().unwrap()
+                    ),
+                    None => format!("scale={}", body["spec"]["replicas"]),
+                }
+            })
             .collect()
     }
 
@@ -277,6 +296,18 @@ fn decide(state: &mut State, request: &Recorded) -> (u16, Value) {
         if request.header("authorization") != Some(&format!("Bearer {token}")) {
             return (401, k8s_status(401, "Unauthorized"));
         }
+    }
+    let pods_prefix = format!("/api/v1/namespaces/{}/pods/", state.namespace);
+    if let Some(pod) = request.path.strip_prefix(&pods_prefix) {
+        let patch: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
+        let cost = &patch["metadata"]["annotations"]["controller.kubernetes.io/pod-deletion-cost"];
+        return match (request.method.as_str(), request.header("content-type"), cost.as_str()) {
+            ("PATCH", Some("application/merge-patch+json"), Some(_)) => {
+                (200, json!({"kind": "Pod", "metadata": {"name": pod}}))
+            }
+            ("PATCH", _, _) => (422, k8s_status(422, "invalid patch")),
+            _ => (405, k8s_status(405, "method not allowed")),
+        };
     }
     let scale_path = format!("/apis/apps/v1/namespaces/{}/deployments/{}/scale", state.namespace, state.name);
     if request.path != scale_path {
