@@ -92,7 +92,11 @@ else:
     if variant == "default":
         check(len(roles) == 1, "expected one Role")
         rules = roles[0]["rules"] if roles else []
-        least = [{"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [chat_name], "verbs": ["get", "patch"]}]
+        least = [
+            {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [chat_name], "verbs": ["get", "patch"]},
+            # pod-deletion-cost annotations before a scale-down (names unknown in advance)
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+        ]
         check(rules == least, f"autoscaler Role is not the least that works: {rules}")
         binding = of_kind("RoleBinding")[0]
         check(binding["roleRef"]["name"] == roles[0]["metadata"]["name"], "RoleBinding binds another Role")
