@@ -358,14 +358,6 @@ impl Router {
             warn!("ignored a malformed cross-pod message on {channel}");
         }
     }
-
-    /// Disconnects every local session (shutdown).
-    pub fn close_all(&self, reason: &str) {
-        let all: Vec<Arc<Outbox>> = self.lock().values().flat_map(|l| l.iter().cloned()).collect();
-        for o in all {
-            o.close(reason);
-        }
-    }
 }
 
 /// The pub/sub listener: its own Redis connection on its own thread,

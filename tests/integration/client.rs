@@ -58,8 +58,10 @@ impl ClientProc {
         for (l, t) in self.seen.iter().zip(&self.arrived) {
             if l.contains("Connection lost; reconnecting") {
                 lost = Some(*t);
-            } else if let (true, Some(at)) = (l.contains("Reconnected; back where you were"), lost.take()) {
-                out.push(t.duration_since(at));
+            } else if l.contains("Reconnected; back where you were") {
+                if let Some(at) = lost.take() {
+                    out.push(t.duration_since(at));
+                }
             }
         }
         out

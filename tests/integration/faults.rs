@@ -18,6 +18,16 @@ fn stored_count(w: &World, text: &str) -> i64 {
     w.db().query_one("SELECT COUNT(*) FROM messages WHERE message_text = $1", &[&text]).unwrap().get(0)
 }
 
+/// Every acknowledged text is in history exactly once; no refused one is.
+fn assert_history(w: &World, acked: &[String], refused: &[String]) {
+    for m in acked {
+        assert_eq!(stored_count(w, m), 1, "acknowledged {m:?}");
+    }
+    for m in refused {
+        assert_eq!(stored_count(w, m), 0, "refused {m:?}");
+    }
+}
+
 /// Sends `text` in an open conversation; `true` if acknowledged (either
 /// form of `SENT:`), `false` if refused with `ERROR:`.
 fn send_dm(c: &mut Client, text: &str) -> bool {
@@ -94,12 +104,7 @@ fn redis_going_silent_heals_cross_pod_delivery() {
     assert!(p2.log_text().contains("pub/sub"), "{}", p2.log_text());
     // Both users are online again on presence (rewritten after reconnect).
     w.wait_online("both back", Duration::from_secs(10), |u| u.len() == 2);
-    for m in &acked {
-        assert_eq!(stored_count(&w, m), 1, "{m}");
-    }
-    for m in &refused {
-        assert_eq!(stored_count(&w, m), 0, "{m}");
-    }
+    assert_history(&w, &acked, &refused);
 }
 
 #[test]
@@ -147,9 +152,7 @@ fn redis_stopped_for_ten_seconds_then_restarted_empty() {
     let healed = healed.expect("cross-pod delivery never came back after the restart");
     eprintln!("Redis restarted: presence back after {present:?}, cross-pod delivery after {healed:?}");
     assert!(healed < Duration::from_secs(10), "{healed:?}");
-    for m in &acked {
-        assert_eq!(stored_count(&w, m), 1, "{m}");
-    }
+    assert_history(&w, &acked, &[]);
 }
 
 #[test]
@@ -254,12 +257,7 @@ fn a_table_lock_in_postgresql_never_costs_or_doubles_an_acknowledged_message() {
     eprintln!("table lock: {} acknowledged, {} refused, first answers after {waited:?}", acked.len(), refused.len());
     assert!(!refused.is_empty(), "a 7 s lock with lock_timeout 5 s refuses something");
     assert!(waited < Duration::from_secs(20), "{waited:?}");
-    for m in &acked {
-        assert_eq!(stored_count(&w, m), 1, "{m}");
-    }
-    for m in &refused {
-        assert_eq!(stored_count(&w, m), 0, "{m}");
-    }
+    assert_history(&w, &acked, &refused);
 }
 
 #[test]

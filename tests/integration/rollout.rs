@@ -70,6 +70,10 @@ fn scale_down(signal: libc::c_int) {
         cs.drain_output(Duration::from_millis(300));
         cr.drain_output(Duration::from_millis(300));
         let unconfirmed: Vec<&String> = cs.seen.iter().filter(|l| l.contains("Not confirmed")).collect();
+        // A drain answers everything the client sent before it closed.
+        if signal == libc::SIGTERM {
+            assert!(unconfirmed.is_empty(), "{unconfirmed:?}");
+        }
         for round in 0..ROUNDS {
             let line = format!("💬 {s}: m{round}");
             let times = cr.seen.iter().filter(|l| **l == line || l.ends_with(&format!("]: {line}"))).count();
