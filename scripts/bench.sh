@@ -48,7 +48,7 @@ start_pod() {
 start_pod pod-a
 a_port=$port a_pid=$pid
 start_pod pod-b
-b_port=$port
+b_port=$port b_pid=$pid
 
 results="$dir/results"
 run=0
@@ -79,6 +79,7 @@ bench "dm -p 10 --rate 500, cross-pod" "p99 <= 3 ms" dm -p 10 -m 500 --rate 500 
 bench "broadcast -r 50 -m 200" ">= 50,000 deliveries/s, p99 <= 5 ms" broadcast -r 50 -m 200 --hosts "$A"
 bench "broadcast -r $wide -m 20" "every delivery made, p99 reported" broadcast -r "$wide" -m 20 --hosts "$A"
 bench "login -n $n" "rate, CPU of Argon2id per login" login -n "$n" --hosts "$A" --pid "$a_pid"
+bench "resume -n $n, sessions of pod A resumed on pod B" "rate, CPU per resume (no Argon2)" resume -n "$n" --hosts "$A" --recv-hosts "$B" --pid "$b_pid"
 bench "idle -c $idle" "all up on one pod, <= 16 KiB RSS per connection" idle -c "$idle" -s 10 --hosts "$A" --pid "$a_pid"
 
 pg_setting() { PGPASSWORD=$DB_PASS psql -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" -Atc "SHOW $1"; }

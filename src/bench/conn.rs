@@ -106,6 +106,51 @@ impl BenchConn {
         }
     }
 
+    /// `HELLO:2`: the session gets a resume token.
+    pub fn hello(&mut self) -> io::Result<()> {
+        self.socket.send(&protocol::hello())?;
+        self.expect(&protocol::hello())
+    }
+
+    /// Protocol 2: `RESUME` with `token`, then waits for the menu. Returns
+    /// the new token.
+    pub fn resume(&mut self, name: &str, token: &str) -> io::Result<String> {
+        self.hello()?;
+        self.socket.send(&protocol::resume(name, token, protocol::LastSeen::default()))?;
+        match protocol::parse_server_line(self.read_line()?) {
+            ServerLine::AuthSuccess(_) => {}
+            _ => return Err(unexpected("a resumed session", &self.line)),
+        }
+        let token = self.session_token()?;
+        self.until("the main menu", |l| matches!(l, ServerLine::MainMenuEnd))?;
+        Ok(token)
+    }
+
+    /// The `SESSION:` line that follows `AUTH_SUCCESS` in protocol 2.
+    pub fn session_token(&mut self) -> io::Result<String> {
+        match protocol::parse_server_line(self.read_line()?) {
+            ServerLine::Session(t) => Ok(t.to_string()),
+            _ => Err(unexpected("a SESSION line", &self.line)),
+        }
+    }
+
+    /// Protocol 2: `HELLO:2`, `SIGNUP` as `name`, the menu; returns the
+    /// session's resume token.
+    pub fn signup_with_token(&mut self, name: &str, password: &str) -> io::Result<String> {
+        self.hello()?;
+        self.socket.send(input::SIGNUP)?;
+        self.expect(protocol::SIGNUP_PROMPT)?;
+        self.socket.send(name)?;
+        self.socket.send(password)?;
+        match protocol::parse_server_line(self.read_line()?) {
+            ServerLine::AuthSuccess(_) => {}
+            _ => return Err(unexpected("a successful signup", &self.line)),
+        }
+        let token = self.session_token()?;
+        self.until("the main menu", |l| matches!(l, ServerLine::MainMenuEnd))?;
+        Ok(token)
+    }
+
     /// `SIGNUP` or `LOGIN` as `name`, then waits for the end of the menu.
     pub fn authenticate(&mut self, signup: bool, name: &str, password: &str) -> io::Result<()> {
         let (choice, prompt) =

@@ -8,6 +8,7 @@ pub mod conn;
 mod dm;
 mod idle;
 mod proc_stats;
+mod resume;
 pub mod stats;
 
 use std::io;
@@ -33,6 +34,7 @@ pub fn run(cfg: &BenchConfig) -> Summary {
         Scenario::Dm => dm::run(cfg, deadline, &mut summary),
         Scenario::Broadcast => broadcast::run(cfg, deadline, &mut summary),
         Scenario::Idle => idle::run(cfg, deadline, &mut summary),
+        Scenario::Resume => resume::run(cfg, deadline, &mut summary),
     }
     summary
 }

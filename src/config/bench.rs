@@ -17,6 +17,10 @@ pub enum Scenario {
     Broadcast,
     /// C logged-in connections held S seconds.
     Idle,
+    /// N protocol-2 sessions on the first host, dropped, resumed on
+    /// `--recv-hosts`, c at a time (what a drained pod's users cost the
+    /// others).
+    Resume,
 }
 
 impl Scenario {
@@ -27,6 +31,7 @@ impl Scenario {
             Scenario::Dm => "dm",
             Scenario::Broadcast => "broadcast",
             Scenario::Idle => "idle",
+            Scenario::Resume => "resume",
         }
     }
 }
@@ -66,15 +71,16 @@ pub struct BenchConfig {
 }
 
 pub const BENCH_USAGE: &str = "\
-usage: chat_bench <signup|login|dm|broadcast|idle> [options]
+usage: chat_bench <signup|login|dm|broadcast|idle|resume> [options]
 
 Load for chat_server over the chatp protocol. Prints one line of key=value
 figures and exits non-zero if any message or connection was lost.
 
   --hosts a:p,b:p    servers (default 127.0.0.1:30080), round-robin
-  --recv-hosts a:p   dm receivers' servers (default: --hosts): cross-pod runs
-  -n N               signup/login: users (100)
-  -c C               signup/login: at once (8); idle: connections (1000)
+  --recv-hosts a:p   dm receivers' servers (default: --hosts): cross-pod runs;
+                     resume: where the sessions resume (default: last host)
+  -n N               signup/login/resume: users (100)
+  -c C               signup/login/resume: at once (8); idle: connections (1000)
   -p P               dm: sender/receiver pairs (10)
   -m M               dm: messages per sender (2000); broadcast: broadcasts (200)
   --rate R           dm: R messages/s in all, latency from the scheduled time
@@ -82,6 +88,7 @@ figures and exits non-zero if any message or connection was lost.
   -r R               broadcast: receivers (50)
   -s S               idle: seconds to hold the connections (10)
   --pid PID          the server's pid: RSS, threads, CPU time from /proc
+                     (resume: the pod of the last --hosts entry)
   --timeout S        give up after S seconds (600)
   --prefix P         usernames start with P (default b<pid>x)";
 
@@ -93,8 +100,13 @@ impl BenchConfig {
             Some("dm") => Scenario::Dm,
             Some("broadcast") => Scenario::Broadcast,
             Some("idle") => Scenario::Idle,
+            Some("resume") => Scenario::Resume,
             other => {
-                return Err(ConfigError::new("scenario", other.unwrap_or(""), "signup, login, dm, broadcast or idle"))
+                return Err(ConfigError::new(
+                    "scenario",
+                    other.unwrap_or(""),
+                    "signup, login, dm, broadcast, idle or resume",
+                ))
             }
         };
         let mut cfg = BenchConfig {

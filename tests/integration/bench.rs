@@ -50,6 +50,12 @@ fn every_scenario_runs_without_loss() {
     let s = bench(&["broadcast", "-r", "3", "-m", "10"], &[a.port]);
     assert_eq!((s["delivered"].as_str(), s["lost"].as_str()), ("30", "0"));
 
+    // Sessions made on a, resumed on b: no Argon2 on the way.
+    let b_pid = b.child.id().to_string();
+    let s = bench(&["resume", "-n", "4", "-c", "2", "--pid", &b_pid], &[a.port, b.port]);
+    assert_eq!((s["ok"].as_str(), s["failed"].as_str()), ("4", "0"), "{s:?}");
+    assert!(s["server_cpu_ms_each"].parse::<f64>().is_ok(), "{s:?}");
+
     let s = bench(&["idle", "-c", "5", "-s", "1", "--pid", &pid], &[a.port]);
     assert_eq!((s["up"].as_str(), s["alive_after_hold"].as_str()), ("5", "5"));
     assert!(s["rss_per_conn_kib"].parse::<f64>().is_ok(), "{s:?}");
