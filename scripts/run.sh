@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Builds and runs chat_server on port 30080 (or $1) with its own PostgreSQL
-# and Redis (data in $CHATP_DATA_DIR, default /tmp/chatp-dev, kept between
-# runs). Ctrl-C stops the server and the services.
+# Builds chat_server and chat_client and runs chat_server on port 30080 (or
+# $1), listening on 127.0.0.1 (BIND_ADDR=0.0.0.0 to accept other machines),
+# with its own PostgreSQL and Redis. Their data is kept between runs, and
+# across reboots, in $CHATP_DATA_DIR (default: ~/.local/share/chatp-dev, or
+# /var/lib/chatp-dev when run as root, since PostgreSQL runs as the postgres
+# user and cannot enter /root). fsync is off there: a development instance.
+# Ctrl-C stops the server and the services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${1:-30080}
-data=${CHATP_DATA_DIR:-/tmp/chatp-dev}
+if [ "$(id -u)" = 0 ]; then
+    default_data=/var/lib/chatp-dev
+else
+    default_data=${XDG_DATA_HOME:-$HOME/.local/share}/chatp-dev
+fi
+data=${CHATP_DATA_DIR:-$default_data}
 
 bash scripts/services.sh start "$data"
 stop_services() { bash scripts/services.sh stop "$data" >/dev/null 2>&1 || true; }
@@ -13,12 +22,13 @@ trap stop_services EXIT
 # shellcheck disable=SC1091
 source "$data/env"
 
-cargo build --release --locked --bin chat_server
+cargo build --release --locked --bin chat_server --bin chat_client
 cat <<MSG
 
-chatp is starting on port $port (PostgreSQL 127.0.0.1:$DB_PORT, Redis 127.0.0.1:$REDIS_PORT).
-Connect from another terminal:   nc 127.0.0.1 $port
-(or, once the client is built:   chat_client localhost $port)
+chatp is starting on 127.0.0.1:$port (PostgreSQL 127.0.0.1:$DB_PORT, Redis 127.0.0.1:$REDIS_PORT,
+data in $data). Connect from another terminal:
+
+    ./target/release/chat_client localhost $port
 
 MSG
-HOSTNAME=${HOSTNAME:-$(hostname)} ./target/release/chat_server "$port"
+BIND_ADDR=${BIND_ADDR:-127.0.0.1} HOSTNAME=${HOSTNAME:-$(hostname)} ./target/release/chat_server "$port"

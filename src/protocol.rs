@@ -801,6 +801,29 @@ mod tests {
         assert!(validate_username("a\u{9b}b").is_err());
     }
 
+    /// docs/PROTOCOL.md names every token, client input and fixed text this
+    /// file defines (read from the source, so a new one cannot be missed).
+    #[test]
+    fn the_document_names_every_token_and_text() {
+        let doc = include_str!("../docs/PROTOCOL.md");
+        let source = include_str!("protocol.rs");
+        let mut checked = 0;
+        let mut lines = source.lines().map(str::trim).take_while(|l| !l.starts_with("#[cfg(test)]"));
+        while let Some(line) = lines.next() {
+            let Some(rest) = line.strip_prefix("pub const ").or_else(|| line.strip_prefix("const ")) else {
+                continue;
+            };
+            let Some((_, value)) = rest.split_once(": &str =") else { continue };
+            // A long text continues on the next line.
+            let value = if value.trim().is_empty() { lines.next().unwrap_or_default() } else { value };
+            let value = value.trim().trim_start_matches('"').trim_end_matches("\";");
+            let escaped = value.replace('|', "\\|");
+            assert!(doc.contains(value) || doc.contains(&escaped), "docs/PROTOCOL.md does not name {value:?}");
+            checked += 1;
+        }
+        assert!(checked > 90, "only {checked} constants found: the parser lost track of protocol.rs");
+    }
+
     #[test]
     fn session_lines_round_trip() {
         assert_eq!(parse_auth_choice(&hello()), AuthChoice::Hello(2));

@@ -174,8 +174,12 @@ impl r2d2::ManageConnection for RedisConnector {
 /// A pool of Redis connections (cheap to clone).
 pub type RedisPool = r2d2::Pool<RedisConnector>;
 
-/// Builds the pool and checks that Redis answers.
+/// Builds the pool and checks that Redis answers; a first connection is
+/// made alone so that its failure gives the cause (refused, wrong
+/// password), not the pool's timeout.
 pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPool> {
+    let mut first = connector.connect().map_err(failed("connecting"))?;
+    redis::cmd("PING").query::<String>(&mut first).map_err(failed("answering PING"))?;
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))

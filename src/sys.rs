@@ -1,6 +1,11 @@
 //! Process set-up shared by the binaries: logging to stderr, stop on
 //! SIGTERM/SIGINT, the open-files limit, the allocator, idle stacks.
 
+/// `<binary> <version>`, what `--version` prints.
+pub fn version_line(binary: &str) -> String {
+    format!("{binary} {} (chatp)", env!("CARGO_PKG_VERSION"))
+}
+
 /// Logs to stderr at `level`: time, level, message (no module or thread).
 /// The PostgreSQL driver's own lines are left out: at debug they print
 /// every statement's parameters (password hashes, names typed at login).

@@ -27,6 +27,10 @@ fn main() -> ExitCode {
                 println!("{USAGE}\n\n{AUTOSCALER_ENV_HELP}");
                 return ExitCode::SUCCESS;
             }
+            "--version" | "-V" => {
+                println!("{}", chatp::sys::version_line("chat_autoscaler"));
+                return ExitCode::SUCCESS;
+            }
             other => {
                 eprintln!("chat_autoscaler: unknown argument {other:?}\n{USAGE}");
                 return ExitCode::from(2);

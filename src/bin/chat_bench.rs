@@ -12,6 +12,10 @@ fn main() -> ExitCode {
         println!("{BENCH_USAGE}");
         return ExitCode::SUCCESS;
     }
+    if args.iter().any(|a| a == "--version" || a == "-V") {
+        println!("{}", chatp::sys::version_line("chat_bench"));
+        return ExitCode::SUCCESS;
+    }
     let cfg = match BenchConfig::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        [a] if a == "--version" || a == "-V" => {
+            println!("{}", chatp::sys::version_line("chat_client"));
+            return ExitCode::SUCCESS;
+        }
         [host, port, rest @ ..] => {
             match rest {
                 [] => {}

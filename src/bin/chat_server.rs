@@ -18,6 +18,10 @@ fn main() -> ExitCode {
             println!("{USAGE}\n\n{SERVER_ENV_HELP}");
             return ExitCode::SUCCESS;
         }
+        [a] if a == "--version" || a == "-V" => {
+            println!("{}", chatp::sys::version_line("chat_server"));
+            return ExitCode::SUCCESS;
+        }
         [p] => match p.parse::<u16>() {
             Ok(port) => port,
             Err(_) => {

@@ -179,7 +179,8 @@ impl Renderer {
             }
             ServerLine::CreateSuccess(text, id) => {
                 self.screen = Screen::CreateEnter;
-                Output::show(vec![format!("✅ {text} (id {id})")], true)
+                // The server waits for this answer without asking: ask here.
+                Output::show(vec![format!("✅ {text} (id {id})"), "Enter the group now? (yes/no)".into()], true)
             }
             ServerLine::GroupChatStart { name, id } => {
                 self.block = Block::History;

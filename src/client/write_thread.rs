@@ -24,8 +24,9 @@ pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
         shared.finish();
         return;
     }
-    while let Some(line) = shared.env.console.read_line(&shared.input_stop) {
+    while let Some(typed) = shared.env.console.read_line(&shared.input_stop) {
         let screen = shared.env.renderer.lock().unwrap().screen.clone();
+        let Some(line) = checked(shared, &screen, typed) else { continue };
         if screen == Screen::Menu && line.trim() == input::BYE {
             shared.quitting.store(true, Ordering::SeqCst);
         }
@@ -57,6 +58,36 @@ pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
         shared.quitting.store(true, Ordering::SeqCst);
     }
     shared.finish();
+}
+
+/// What the client keeps from the server: a line over the protocol's limit
+/// (never sent cut), a mistyped command in a group (never sent to all).
+/// `//text` in a group sends `/text`.
+fn checked(shared: &Shared, screen: &Screen, line: String) -> Option<String> {
+    if line.len() > protocol::MAX_LINE_BYTES {
+        shared.say(&format!(
+            "⚠ Not sent: the line is {} bytes; the limit is {} bytes. Send it in parts.",
+            line.len(),
+            protocol::MAX_LINE_BYTES
+        ));
+        return None;
+    }
+    if *screen == Screen::GroupChat {
+        let t = line.trim();
+        if let Some(literal) = t.strip_prefix("//") {
+            return Some(format!("/{literal}"));
+        }
+        if t.starts_with('/') && t != input::MEMBERS && t != input::LEAVE {
+            shared.say(&format!(
+                "⚠ Unknown command {t:?}. In a group: {} lists members, {} leaves, 'back' returns; \
+                 start a message with // to send a line beginning with /.",
+                input::MEMBERS,
+                input::LEAVE
+            ));
+            return None;
+        }
+    }
+    Some(line)
 }
 
 fn send(shared: &Shared, line: &str) -> Option<()> {

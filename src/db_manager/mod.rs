@@ -45,6 +45,9 @@ type Conn = PooledConnection<Manager>;
 
 #[derive(Debug)]
 pub enum StoreError {
+    /// The first connection failed (the cause as PostgreSQL or the network
+    /// gave it: a wrong password, a refused port).
+    Connect(postgres::Error),
     /// No connection could be had (PostgreSQL down or the pool exhausted).
     Unavailable(r2d2::Error),
     /// A statement failed.
@@ -74,6 +77,7 @@ impl StoreError {
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            StoreError::Connect(e) => write!(f, "{}", connect_error_text(e)),
             StoreError::Unavailable(e) => write!(f, "PostgreSQL unavailable: {e}"),
             StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
             StoreError::Writer(e) => write!(f, "PostgreSQL statement failed: {e}"),
@@ -87,7 +91,7 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Unavailable(e) => Some(e),
-            StoreError::Query(e) => Some(e),
+            StoreError::Query(e) | StoreError::Connect(e) => Some(e),
             StoreError::Writer(_) | StoreError::WriterStopped | StoreError::OutcomeUnknown => None,
         }
     }
@@ -100,6 +104,21 @@ impl From<postgres::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A connection error as a person needs it: the server's own message
+/// (`password authentication failed for user "x"`, `database "y" does not
+/// exist`) or the network's (`Connection refused`), not the driver's
+/// wrapper text.
+fn connect_error_text(e: &postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return db.message().to_string();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
 
 fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
@@ -255,6 +274,9 @@ impl DbManager {
             .keepalives_interval(Duration::from_secs(3))
             .keepalives_retries(3)
             .tcp_user_timeout(SOCKET_TIMEOUT);
+        // One connection first, for the real cause if it fails (the pool
+        // would only say it timed out).
+        pg.connect(NoTls).map_err(StoreError::Connect)?;
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             .min_idle(Some(1))

@@ -243,3 +243,33 @@ fn refused_connection_and_lost_server_end_cleanly() {
     c.wait_for("Could not reconnect within 1 s");
     assert_eq!(c.exit_code(), 1);
 }
+
+#[test]
+fn every_question_is_asked_and_what_the_server_would_misread_stays_here() {
+    let w = World::new("client");
+    let server = w.start_server();
+    let mut c = ClientProc::start(server.port);
+    c.signup(&unique("q"), "pw");
+    // The server waits for "enter it now?" without asking: the client asks.
+    let group = unique("g");
+    c.type_line("5");
+    c.wait_for("Group name");
+    c.type_line(&group);
+    c.wait_for("Description");
+    c.type_line("");
+    c.wait_for("Group created successfully");
+    c.wait_for("Enter the group now? (yes/no)");
+    c.type_line("yes");
+    c.wait_for("/members lists members");
+    // A mistyped command is caught, not sent to the group.
+    c.type_line("/memebrs");
+    c.wait_for("Unknown command \"/memebrs\"");
+    c.type_line("//literal slash");
+    c.wait_for("Message sent to group");
+    // A line over the limit is refused whole, never cut.
+    c.type_line(&"x".repeat(5000));
+    c.wait_for("Not sent: the line is 5000 bytes; the limit is 4096 bytes");
+    let texts: Vec<String> =
+        w.db().query("SELECT message_text FROM group_messages", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(texts, ["/literal slash"]);
+}

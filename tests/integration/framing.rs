@@ -72,10 +72,35 @@ fn start_up_failure_names_the_service() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach PostgreSQL at 127.0.0.1:1/"), "{err}");
+    // The cause, not the pool's "timed out waiting for connection".
+    assert!(err.contains("Connection refused"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let out = w.server_command().env("DB_PASS", "not-the-password").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("password authentication failed for user"), "{err}");
 
     let out = w.server_command().env("REDIS_HOST", "127.0.0.1").env("REDIS_PORT", "1").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach Redis at 127.0.0.1:1"), "{err}");
+    assert!(err.to_lowercase().contains("connection refused"), "{err}");
+}
+
+#[test]
+fn every_binary_says_its_version() {
+    for bin in [
+        env!("CARGO_BIN_EXE_chat_server"),
+        env!("CARGO_BIN_EXE_chat_client"),
+        env!("CARGO_BIN_EXE_chat_autoscaler"),
+        env!("CARGO_BIN_EXE_chat_bench"),
+    ] {
+        let out = std::process::Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success(), "{bin}");
+        let name = std::path::Path::new(bin).file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{name} {}", env!("CARGO_PKG_VERSION")) + " (chatp)"
+        );
+    }
 }
