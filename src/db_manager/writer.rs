@@ -12,10 +12,12 @@
 //!
 //! A sender is never told "not stored" for a row that may still commit:
 //! a job is cancelled only while it waits in the queue; once the writer has
-//! taken it, the sender waits for the outcome. Each group is one explicit
-//! transaction whose id is read first, so when the connection dies during
-//! `COMMIT` the writer asks PostgreSQL (`txid_status`) whether it committed
-//! instead of guessing.
+//! taken it, the sender waits for the outcome. When the connection dies
+//! while a group's statement is out (its commit may or may not have
+//! happened), the writer does not guess: from a new connection it ends the
+//! old backend (`pg_terminate_backend`, so the statement cannot commit
+//! later), waits until it is gone, and looks for the group's rows after the
+//! last id it knew. All of them there: stored; none: not stored.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use postgres::{NoTls, SimpleQueryMessage, Statement};
+use postgres::{NoTls, Statement};
 
 use super::{StoreError, StoreResult};
 
@@ -36,9 +38,11 @@ const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(1);
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Messages that may wait for the writer; beyond that senders are refused.
 const QUEUE_CAPACITY: usize = 10_000;
-/// How long the writer keeps asking whether a transaction whose `COMMIT`
-/// got no answer committed, before it says the outcome is unknown.
-const RESOLVE_FOR: Duration = Duration::from_secs(60);
+/// How long the writer keeps trying to learn whether a group whose
+/// statement got no answer was committed, before it says it cannot tell.
+const RESOLVE_FOR: Duration = Duration::from_secs(15);
+/// Most rows read after the last known id when resolving a group.
+const RESOLVE_SCAN: i64 = 100_000;
 
 /// A job's life: waiting, taken by the writer, or given up by its sender.
 const QUEUED: u8 = 0;
@@ -125,16 +129,35 @@ struct Conn {
     private: Statement,
     broadcast: Statement,
     last_used: Instant,
+    /// Its backend's process id (to end it when the connection is lost).
+    backend_pid: i32,
+    /// The highest id known committed in `messages` and
+    /// `broadcast_messages`: a group's new rows come after it.
+    known: [i64; 2],
 }
 
 /// Why a group was not (known to be) committed.
 enum InsertError {
-    /// Not committed: a statement failed or the connection died before
-    /// `COMMIT` was sent.
+    /// Not committed: the statement failed, or never reached PostgreSQL.
     NotStored(postgres::Error),
-    /// The connection died during `COMMIT`: transaction `txid` may have
-    /// committed, with these row ids.
-    InDoubt { txid: i64, ids: Vec<i64>, error: postgres::Error },
+    /// The connection died with the statement out: it may have committed.
+    InDoubt(InDoubt),
+}
+
+/// What it takes to find out whether a group's statement committed.
+struct InDoubt {
+    backend_pid: i32,
+    kind: usize,
+    after_id: i64,
+    error: postgres::Error,
+}
+
+/// Index of a message kind in [`Conn::known`].
+fn kind_of(m: &Message) -> usize {
+    match m {
+        Message::Private { .. } => 0,
+        Message::Broadcast { .. } => 1,
+    }
 }
 
 impl Conn {
@@ -142,7 +165,19 @@ impl Conn {
         let mut client = pg.connect(NoTls)?;
         let private = client.prepare(INSERT_PRIVATE)?;
         let broadcast = client.prepare(INSERT_BROADCAST)?;
-        Ok(Conn { client, private, broadcast, last_used: Instant::now() })
+        let row = client.query_one(
+            "SELECT pg_backend_pid(), (SELECT COALESCE(MAX(message_id), 0)::int8 FROM messages), \
+                    (SELECT COALESCE(MAX(broadcast_id), 0)::int8 FROM broadcast_messages)",
+            &[],
+        )?;
+        Ok(Conn {
+            client,
+            private,
+            broadcast,
+            last_used: Instant::now(),
+            backend_pid: row.get(0),
+            known: [row.get(1), row.get(2)],
+        })
     }
 
     /// Still connected: assumed within [`VALIDATE_AFTER_IDLE`] of its last
@@ -152,44 +187,34 @@ impl Conn {
             && (self.last_used.elapsed() < VALIDATE_AFTER_IDLE || self.client.simple_query("").is_ok())
     }
 
-    /// One transaction for `jobs`, all of one kind: `BEGIN` and its id in
-    /// one round trip, the prepared insert, `COMMIT`.
-    /// Returns the new rows' ids, in the order of `jobs`.
+    /// One statement, one round trip, one commit for `jobs`, all of one
+    /// kind. Returns the new rows' ids, in the order of `jobs` (they come
+    /// from one sequence, taken in the order of the unnested arrays).
     fn insert(&mut self, jobs: &[Job]) -> Result<Vec<i64>, InsertError> {
         self.last_used = Instant::now();
-        let txid = self.begin().map_err(InsertError::NotStored)?;
-        let ids = match self.insert_rows(jobs) {
-            Ok(ids) => ids,
-            Err(e) => {
-                if !self.client.is_closed() {
-                    let _ = self.client.batch_execute("ROLLBACK");
+        let kind = kind_of(&jobs[0].message);
+        match self.insert_statement(jobs) {
+            Ok(rows) => {
+                let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                ids.sort_unstable();
+                if let Some(max) = ids.last() {
+                    self.known[kind] = self.known[kind].max(*max);
                 }
-                return Err(InsertError::NotStored(e));
+                Ok(ids)
             }
-        };
-        match self.client.batch_execute("COMMIT") {
-            Ok(()) => Ok(ids),
-            Err(error) if self.client.is_closed() => Err(InsertError::InDoubt { txid, ids, error }),
+            // PostgreSQL answered with an error (a FATAL at shutdown
+            // included): the statement failed. Otherwise the connection
+            // broke with the statement out, and it may have committed.
+            Err(error) if self.client.is_closed() && error.as_db_error().is_none() => {
+                Err(InsertError::InDoubt(InDoubt {
+                    backend_pid: self.backend_pid,
+                    kind,
+                    after_id: self.known[kind],
+                    error,
+                }))
+            }
             Err(e) => Err(InsertError::NotStored(e)),
         }
-    }
-
-    fn begin(&mut self) -> Result<i64, postgres::Error> {
-        let msgs = self.client.simple_query("BEGIN; SELECT txid_current()")?;
-        let txid = msgs.iter().find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
-            _ => None,
-        });
-        Ok(txid.expect("txid_current() returns a number"))
-    }
-
-    /// The ids come from one sequence, taken in the order of the unnested
-    /// arrays: sorted, they line up with `jobs`.
-    fn insert_rows(&mut self, jobs: &[Job]) -> Result<Vec<i64>, postgres::Error> {
-        let rows = self.insert_statement(jobs)?;
-        let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        ids.sort_unstable();
-        Ok(ids)
     }
 
     fn insert_statement(&mut self, jobs: &[Job]) -> Result<Vec<postgres::Row>, postgres::Error> {
@@ -255,11 +280,11 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
     let conn = slot.as_mut().expect("connected above");
     match conn.insert(&jobs) {
         Ok(ids) => answer_ids(&jobs, &ids),
-        Err(InsertError::InDoubt { txid, ids, error }) => {
-            log::warn!("message writer lost PostgreSQL during COMMIT of {} messages: {error}", jobs.len());
+        Err(InsertError::InDoubt(doubt)) => {
+            log::warn!("message writer lost PostgreSQL with {} messages in flight: {}", jobs.len(), doubt.error);
             *slot = None;
-            match resolve(pg, txid) {
-                Ok(()) => answer_ids(&jobs, &ids),
+            match resolve(pg, &doubt, &jobs) {
+                Ok(ids) => answer_ids(&jobs, &ids),
                 Err(e) => fail_all(&jobs, || e.again()),
             }
         }
@@ -275,9 +300,10 @@ fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
                 let one = match conn.insert(std::slice::from_ref(job)) {
                     Ok(ids) => Ok(ids[0]),
                     Err(InsertError::NotStored(e)) => Err(StoreError::Query(e)),
-                    Err(InsertError::InDoubt { txid, ids, .. }) => {
+                    Err(InsertError::InDoubt(doubt)) => {
                         *slot = None;
-                        let _ = job.reply.send(resolve(pg, txid).map(|()| ids[0]));
+                        let one = std::slice::from_ref(job);
+                        let _ = job.reply.send(resolve(pg, &doubt, one).map(|ids| ids[0]));
                         return;
                     }
                 };
@@ -295,35 +321,81 @@ fn is_timeout(e: &postgres::Error) -> bool {
         || *c == postgres::error::SqlState::QUERY_CANCELED)
 }
 
-/// Whether transaction `txid` committed, asked on fresh connections until
-/// PostgreSQL knows (its old backend may still be finishing), for up to
-/// [`RESOLVE_FOR`]: `Ok` committed, `Err` aborted or still unknown.
-fn resolve(pg: &postgres::Config, txid: i64) -> StoreResult<()> {
+/// Whether the statement of `jobs` committed, asked from new connections
+/// for up to [`RESOLVE_FOR`]: the old backend is ended (it can no longer
+/// commit), then the group's rows are looked for after the last id known
+/// before it. `Ok(ids)`: all there (stored); `Err`: none there (not stored)
+/// or no answer ([`StoreError::OutcomeUnknown`]).
+fn resolve(pg: &postgres::Config, doubt: &InDoubt, jobs: &[Job]) -> StoreResult<Vec<i64>> {
     let deadline = Instant::now() + RESOLVE_FOR;
     let mut wait = Duration::from_millis(100);
     loop {
-        let status: Result<Option<String>, postgres::Error> = pg
-            .connect(NoTls)
-            .and_then(|mut c| c.query_one("SELECT txid_status($1)", &[&txid]).map(|r| r.get::<_, Option<String>>(0)));
-        match status.as_ref().map(Option::as_deref) {
-            Ok(Some("committed")) => {
-                log::info!("transaction {txid} had committed: its messages are stored");
-                return Ok(());
+        match find_rows(pg, doubt, jobs) {
+            Ok(Some(found)) if found.len() == jobs.len() => {
+                log::info!("the {} messages in flight had been committed", jobs.len());
+                return Ok(found);
             }
-            Ok(Some("aborted")) | Ok(None) => {
-                log::info!("transaction {txid} did not commit: its messages are not stored");
-                return Err(StoreError::Writer(format!("transaction {txid} aborted")));
+            Ok(Some(found)) if found.is_empty() => {
+                log::info!("the {} messages in flight were not committed", jobs.len());
+                return Err(StoreError::Writer("the connection to PostgreSQL was lost; not stored".into()));
             }
-            _ if Instant::now() >= deadline => {
-                log::error!("cannot tell whether transaction {txid} committed: {status:?}");
+            Ok(Some(found)) => {
+                log::error!("{} of {} messages in flight found after a lost connection", found.len(), jobs.len());
                 return Err(StoreError::OutcomeUnknown);
             }
-            _ => {
+            // The old backend is still there, or PostgreSQL cannot be asked.
+            other => {
+                if Instant::now() >= deadline {
+                    log::error!("cannot tell whether {} messages in flight were committed: {other:?}", jobs.len());
+                    return Err(StoreError::OutcomeUnknown);
+                }
                 thread::sleep(wait);
                 wait = (wait * 2).min(Duration::from_secs(2));
             }
         }
     }
+}
+
+/// The ids of `jobs`' rows after `doubt.after_id`, in `jobs`' order (as
+/// many as were found); `None` while the old backend is still running.
+fn find_rows(pg: &postgres::Config, doubt: &InDoubt, jobs: &[Job]) -> Result<Option<Vec<i64>>, postgres::Error> {
+    let mut c = pg.connect(NoTls)?;
+    c.execute("SELECT pg_terminate_backend($1)", &[&doubt.backend_pid])?;
+    let alive: bool =
+        c.query_one("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", &[&doubt.backend_pid])?.get(0);
+    if alive {
+        return Ok(None);
+    }
+    let sql = match doubt.kind {
+        0 => {
+            "SELECT message_id::int8, conversation_id, sender_id, message_text FROM messages \
+              WHERE message_id > $1::int8 ORDER BY message_id LIMIT $2::int8"
+        }
+        _ => {
+            "SELECT broadcast_id::int8, 0, sender_id, message_text FROM broadcast_messages \
+              WHERE broadcast_id > $1::int8 ORDER BY broadcast_id LIMIT $2::int8"
+        }
+    };
+    let rows = c.query(sql, &[&doubt.after_id, &RESOLVE_SCAN])?;
+    let mut used = vec![false; rows.len()];
+    let mut ids = Vec::new();
+    for job in jobs {
+        let (conv, sender, text) = match &job.message {
+            Message::Private { conversation_id, sender_id, text, .. } => (Some(*conversation_id), *sender_id, text),
+            Message::Broadcast { sender_id, text, .. } => (None, *sender_id, text),
+        };
+        let hit = rows.iter().enumerate().position(|(i, r)| {
+            !used[i]
+                && conv.is_none_or(|c| r.get::<_, Option<i32>>(1) == Some(c))
+                && r.get::<_, Option<i32>>(2) == Some(sender)
+                && r.get::<_, String>(3) == *text
+        });
+        if let Some(i) = hit {
+            used[i] = true;
+            ids.push(rows[i].get(0));
+        }
+    }
+    Ok(Some(ids))
 }
 
 fn answer_ids(jobs: &[Job], ids: &[i64]) {
