@@ -1,10 +1,29 @@
 //! The terminal: printing whole lines without interleaving, prompts only
 //! for a person at a terminal, and reading typed lines in a way the session
 //! can interrupt.
+//!
+//! Once logged in at a terminal, lines are read by a line editor
+//! (rustyline) on a thread of its own: arrow keys, Home/End and history
+//! work, and a notification that arrives while a line is half typed is
+//! printed above it, the half line redrawn below, nothing lost. Before
+//! that (the login dialogue, passwords without echo) and when stdin is not
+//! a terminal, lines are read plainly.
 
 use std::io::{self, BufRead, BufReader, IsTerminal, Stdin, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rustyline::error::ReadlineError;
+use rustyline::ExternalPrinter;
+
+/// The line editor's side of the console.
+struct Editor {
+    /// Typed lines; `None` at Ctrl-D or Ctrl-C.
+    lines: Receiver<Option<String>>,
+    printer: Box<dyn ExternalPrinter + Send>,
+}
 
 /// How long a stdin wait lasts before the session's end is checked.
 const STDIN_TICK_MS: i32 = 200;
@@ -14,6 +33,7 @@ pub struct Console {
     prompt: Mutex<String>,
     pub interactive: bool,
     input: Mutex<BufReader<Stdin>>,
+    editor: Mutex<Option<Editor>>,
 }
 
 impl Default for Console {
@@ -29,6 +49,40 @@ impl Console {
             prompt: Mutex::new(String::new()),
             interactive: io::stdin().is_terminal(),
             input: Mutex::new(BufReader::new(io::stdin())),
+            editor: Mutex::new(None),
+        }
+    }
+
+    /// From now on (logged in, at a terminal) lines are read by the line
+    /// editor with the user's prompt. Does nothing if it runs already, or
+    /// without a terminal.
+    pub fn start_editor(&self) {
+        let mut slot = self.editor.lock().unwrap();
+        if !self.interactive || slot.is_some() {
+            return;
+        }
+        let Ok(mut rl) = rustyline::DefaultEditor::new() else { return };
+        let Ok(printer) = rl.create_external_printer() else { return };
+        let prompt = self.prompt.lock().unwrap().clone();
+        let (tx, lines) = crossbeam_channel::unbounded();
+        let spawned = std::thread::Builder::new().name("LineEditor".into()).spawn(move || loop {
+            match rl.readline(&prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = rl.add_history_entry(line.as_str());
+                    }
+                    if tx.send(Some(line)).is_err() {
+                        return;
+                    }
+                }
+                Err(ReadlineError::Interrupted | ReadlineError::Eof) | Err(_) => {
+                    let _ = tx.send(None);
+                    return;
+                }
+            }
+        });
+        if spawned.is_ok() {
+            *slot = Some(Editor { lines, printer: Box::new(printer) });
         }
     }
 
@@ -38,7 +92,16 @@ impl Console {
     }
 
     /// Prints lines, each whole; then the prompt if asked (interactive).
+    /// With the line editor running, above the line being typed.
     pub fn print(&self, lines: &[String], prompt: bool) {
+        if let Some(editor) = self.editor.lock().unwrap().as_mut() {
+            if !lines.is_empty() && editor.printer.print(lines.join("\n")).is_ok() {
+                return;
+            }
+            if lines.is_empty() {
+                return;
+            }
+        }
         let mut showing = self.out.lock().unwrap();
         let mut out = io::stdout().lock();
         if *showing && !lines.is_empty() {
@@ -61,6 +124,10 @@ impl Console {
 
     /// Asks a question: on a terminal the answer follows on the same line.
     pub fn ask(&self, question: &str) {
+        if let Some(editor) = self.editor.lock().unwrap().as_mut() {
+            let _ = editor.printer.print(question.to_string());
+            return;
+        }
         let mut showing = self.out.lock().unwrap();
         let mut out = io::stdout().lock();
         if self.interactive {
@@ -80,6 +147,19 @@ impl Console {
     /// The next typed line without its newline; `None` at end of input or
     /// when `stop` is set.
     pub fn read_line(&self, stop: &AtomicBool) -> Option<String> {
+        let editor_lines = self.editor.lock().unwrap().as_ref().map(|e| e.lines.clone());
+        if let Some(lines) = editor_lines {
+            return loop {
+                if stop.load(Ordering::SeqCst) {
+                    return None;
+                }
+                match lines.recv_timeout(Duration::from_millis(STDIN_TICK_MS as u64)) {
+                    Ok(line) => break line,
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break None,
+                }
+            };
+        }
         let mut input = self.input.lock().unwrap();
         loop {
             if stop.load(Ordering::SeqCst) {

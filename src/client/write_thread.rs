@@ -24,6 +24,7 @@ pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
         shared.finish();
         return;
     }
+    shared.env.console.start_editor();
     while let Some(typed) = shared.env.console.read_line(&shared.input_stop) {
         let screen = shared.env.renderer.lock().unwrap().screen.clone();
         let Some(line) = checked(shared, &screen, typed) else { continue };

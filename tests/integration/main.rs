@@ -23,3 +23,4 @@ mod rollout;
 mod sessions;
 mod slow_client;
 mod store_failure;
+mod terminal;
