@@ -7,6 +7,7 @@ mod broadcast;
 pub mod conn;
 mod dm;
 mod idle;
+mod pingpong;
 mod proc_stats;
 mod resume;
 pub mod stats;
@@ -35,6 +36,7 @@ pub fn run(cfg: &BenchConfig) -> Summary {
         Scenario::Broadcast => broadcast::run(cfg, deadline, &mut summary),
         Scenario::Idle => idle::run(cfg, deadline, &mut summary),
         Scenario::Resume => resume::run(cfg, deadline, &mut summary),
+        Scenario::Pingpong => pingpong::run(cfg, &mut summary),
     }
     summary
 }

@@ -21,6 +21,9 @@ pub enum Scenario {
     /// `--recv-hosts`, c at a time (what a drained pod's users cost the
     /// others).
     Resume,
+    /// The loopback ceiling: P pairs of threads doing M round trips each,
+    /// no server.
+    Pingpong,
 }
 
 impl Scenario {
@@ -32,6 +35,7 @@ impl Scenario {
             Scenario::Broadcast => "broadcast",
             Scenario::Idle => "idle",
             Scenario::Resume => "resume",
+            Scenario::Pingpong => "pingpong",
         }
     }
 }
@@ -71,7 +75,7 @@ pub struct BenchConfig {
 }
 
 pub const BENCH_USAGE: &str = "\
-usage: chat_bench <signup|login|dm|broadcast|idle|resume> [options]
+usage: chat_bench <signup|login|dm|broadcast|idle|resume|pingpong> [options]
 
 Load for chat_server over the chatp protocol. Prints one line of key=value
 figures and exits non-zero if any message or connection was lost.
@@ -81,8 +85,10 @@ figures and exits non-zero if any message or connection was lost.
                      resume: where the sessions resume (default: last host)
   -n N               signup/login/resume: users (100)
   -c C               signup/login/resume: at once (8); idle: connections (1000)
-  -p P               dm: sender/receiver pairs (10)
-  -m M               dm: messages per sender (2000); broadcast: broadcasts (200)
+  -p P               dm, pingpong: sender/receiver pairs (10)
+  -m M               dm: messages per sender (2000); broadcast: broadcasts (200);
+                     pingpong: round trips per pair (2000); pingpong needs
+                     no server: it measures this machine's loopback ceiling
   --rate R           dm: R messages/s in all, latency from the scheduled time
                      (default: closed loop, next message after SENT)
   -r R               broadcast: receivers (50)
@@ -101,11 +107,12 @@ impl BenchConfig {
             Some("broadcast") => Scenario::Broadcast,
             Some("idle") => Scenario::Idle,
             Some("resume") => Scenario::Resume,
+            Some("pingpong") => Scenario::Pingpong,
             other => {
                 return Err(ConfigError::new(
                     "scenario",
                     other.unwrap_or(""),
-                    "signup, login, dm, broadcast, idle or resume",
+                    "signup, login, dm, broadcast, idle, resume or pingpong",
                 ))
             }
         };
