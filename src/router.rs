@@ -25,7 +25,7 @@ use redis::Script;
 
 use crate::outbox::Outbox;
 use crate::presence::Presence;
-use crate::protocol::{self, MessageKind};
+use crate::protocol::{self, MessageKind, Notification};
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
@@ -142,10 +142,10 @@ pub fn decode_direct(payload: &str) -> Option<(Notice, Vec<&str>)> {
     if recipients.is_empty() {
         return None;
     }
-    let kind = match id {
-        Some((kind, _)) => kind,
-        None if line.starts_with(&protocol::group_message("", "", "")[..5]) => MessageKind::Group,
-        None => MessageKind::Private,
+    let kind = match (id, protocol::parse_notification(line)) {
+        (Some((kind, _)), _) => kind,
+        (None, Some(Notification::GroupMessage { .. })) => MessageKind::Group,
+        (None, _) => MessageKind::Private,
     };
     Some((Notice { kind, id: id.map(|(_, i)| i), line: line.to_string() }, recipients))
 }
@@ -536,7 +536,8 @@ mod tests {
         assert_eq!(decode_direct(&p), Some((n.clone(), vec!["bob", "c d"])));
         assert_eq!(decode_direct("line only"), None);
         // From a pod without ids: the kind is read off the line.
-        let old = decode_direct("GROUP_MESSAGE:g:a:hi\nbob").unwrap();
+        let payload = format!("{}\nbob", protocol::group_message("g", "a", "hi"));
+        let old = decode_direct(&payload).unwrap();
         assert_eq!((old.0.kind, old.0.id), (MessageKind::Group, None));
         let b = Notice { kind: MessageKind::Broadcast, id: Some(7), line: "BROADCAST:ann:hi:1".into() };
         assert_eq!(decode_broadcast(&encode_broadcast("pod-1", "ann", &b)), Some(("pod-1", "ann", b.clone())));

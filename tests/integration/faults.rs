@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chatp::protocol;
 
 use crate::proxy::Proxy;
-use crate::support::{services, unique, Client, PrivateService, Services, World, NO_RATE_LIMITS};
+use crate::support::{services, unique, Client, PrivateService, ServerProc, Services, World, NO_RATE_LIMITS};
 
 const FAST: &[(&str, &str)] = &[("PRESENCE_TTL_SECS", "3"), NO_RATE_LIMITS];
 
@@ -26,6 +26,17 @@ fn assert_history(w: &World, acked: &[String], refused: &[String]) {
     for m in refused {
         assert_eq!(stored_count(w, m), 0, "refused {m:?}");
     }
+}
+
+/// A user `a` in a conversation with another, `b`, on `server`: (a, a's
+/// connection).
+fn sender_in_a_conversation(server: &ServerProc) -> (String, Client) {
+    let (a, b) = (unique("a"), unique("b"));
+    server.connect().signup(&b, "pw");
+    let mut ca = server.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    (a, ca)
 }
 
 /// Sends `text` in an open conversation; `true` if acknowledged (either
@@ -221,11 +232,7 @@ fn a_pod_frozen_past_the_ttl_comes_back_into_presence() {
 fn a_table_lock_in_postgresql_never_costs_or_doubles_an_acknowledged_message() {
     let w = World::new("faults");
     let server = w.start_server_with(&[NO_RATE_LIMITS]);
-    let (a, b) = (unique("a"), unique("b"));
-    server.connect().signup(&b, "pw");
-    let mut ca = server.connect();
-    ca.signup(&a, "pw");
-    ca.open_conversation(&b);
+    let (_, mut ca) = sender_in_a_conversation(&server);
     assert!(send_dm(&mut ca, "unlocked 0"));
 
     // Another session holds messages exclusively for 7 s (lock_timeout 5 s).
@@ -301,11 +308,7 @@ fn a_client_whose_packets_stop_leaves_presence_within_the_bound() {
 fn a_pod_that_cannot_migrate_waits_without_stopping_the_others() {
     let w = World::new("faults");
     let p1 = w.start_server_with(&[NO_RATE_LIMITS]);
-    let (a, b) = (unique("a"), unique("b"));
-    p1.connect().signup(&b, "pw");
-    let mut ca = p1.connect();
-    ca.signup(&a, "pw");
-    ca.open_conversation(&b);
+    let (_, mut ca) = sender_in_a_conversation(&p1);
     // A second pod finds an older schema version, while a long read (as
     // pg_dump does) holds a lock its ALTER TABLE needs.
     let mut db = w.db();
