@@ -88,6 +88,7 @@ const SESSION: &str = "SESSION";
 const RESUME: &str = "RESUME";
 const MSG_ID: &str = "MSG_ID";
 const SERVER_SHUTDOWN: &str = "SERVER_SHUTDOWN";
+const UNREAD: &str = "UNREAD";
 
 // ---------------------------------------------------------------- texts
 
@@ -198,6 +199,10 @@ pub fn contact(username: &str, online: bool) -> String {
     let status = if online { text::CONTACT_ONLINE } else { text::CONTACT_OFFLINE };
     format!("{username}|{status}")
 }
+/// A contact row for protocol 2: `<username>|<online|offline>|<unread>`.
+pub fn contact_with_unread(username: &str, online: bool, unread: i64) -> String {
+    format!("{}|{unread}", contact(username, online))
+}
 pub fn contact_not_found() -> String {
     tagged(CONTACT_NOT_FOUND, text::CONTACT_NOT_FOUND)
 }
@@ -303,6 +308,22 @@ pub fn resume(username: &str, token: &str, last: LastSeen) -> String {
 /// (protocol 2).
 pub fn msg_id(kind: MessageKind, id: i64) -> String {
     format!("{MSG_ID}:{}:{id}", kind.as_str())
+}
+/// `UNREAD:<total>:<sender>|<count>|<sender>|<count>...` after a login
+/// (protocol 2): the messages that arrived while the user was away.
+pub fn unread(by_sender: &[(String, i64)]) -> String {
+    let total: i64 = by_sender.iter().map(|(_, n)| n).sum();
+    let list: Vec<String> = by_sender.iter().map(|(s, n)| format!("{s}|{n}")).collect();
+    format!("{UNREAD}:{total}:{}", list.join("|"))
+}
+
+/// Parses [`unread`]: (total, [(sender, count)]).
+pub fn parse_unread(body: &str) -> Option<(i64, Vec<(String, i64)>)> {
+    let (total, list) = body.split_once(':')?;
+    let parts: Vec<&str> = list.split('|').filter(|p| !p.is_empty()).collect();
+    let pairs =
+        parts.chunks(2).map(|c| Some((c.first()?.to_string(), c.get(1)?.parse().ok()?))).collect::<Option<_>>()?;
+    Some((total.parse().ok()?, pairs))
 }
 pub fn server_shutdown() -> String {
     tagged(SERVER_SHUTDOWN, text::SHUTTING_DOWN)
@@ -657,6 +678,8 @@ pub enum ServerLine<'a> {
     MsgId(MessageKind, i64),
     /// `SERVER_SHUTDOWN:<text>`: reconnect and resume.
     ServerShutdown(&'a str),
+    /// `UNREAD:...`: messages that arrived while the user was away.
+    Unread(i64, Vec<(String, i64)>),
     Notification(Notification),
     /// An acknowledgement or answer to show as it is (`SENT`, `GROUP_SENT`,
     /// `BROADCAST_SENT`, `JOIN_SUCCESS`, `LEAVE_RESULT`, `NO_GROUPS`).
@@ -729,6 +752,7 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         HELLO => body.parse().map_or(ServerLine::Other(line), ServerLine::Hello),
         SESSION => ServerLine::Session(body),
         SERVER_SHUTDOWN => ServerLine::ServerShutdown(body),
+        UNREAD => parse_unread(body).map_or(ServerLine::Other(line), |(t, l)| ServerLine::Unread(t, l)),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
                 (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),
@@ -840,6 +864,9 @@ mod tests {
         assert_eq!(parse_server_line(&session("t0k")), ServerLine::Session("t0k"));
         assert_eq!(parse_server_line(&hello()), ServerLine::Hello(2));
         assert!(matches!(parse_server_line(&server_shutdown()), ServerLine::ServerShutdown(_)));
+        let by = vec![("ann".to_string(), 2), ("bo, b=".to_string(), 1)];
+        assert_eq!(parse_server_line(&unread(&by)), ServerLine::Unread(3, by));
+        assert_eq!(parse_server_line(&unread(&[])), ServerLine::Unread(0, vec![]));
     }
 
     #[test]

@@ -106,6 +106,15 @@ impl Renderer {
         if let ServerLine::Other(raw) = parsed {
             return self.row(raw);
         }
+        if let ServerLine::Unread(total, by) = &parsed {
+            let text = if *total == 0 {
+                "No new messages while you were away.".to_string()
+            } else {
+                let from: Vec<String> = by.iter().map(|(s, n)| format!("{s} ({n})")).collect();
+                format!("📬 {total} new messages while you were away: {}", from.join(", "))
+            };
+            return Output::show(vec![text], false);
+        }
         // Session lines are the connection's business (read_thread), and
         // may come between the rows of a block.
         if let ServerLine::Hello(_) | ServerLine::Session(_) | ServerLine::MsgId(..) | ServerLine::ServerShutdown(_) =
@@ -204,6 +213,7 @@ impl Renderer {
             | ServerLine::Hello(_)
             | ServerLine::Session(_)
             | ServerLine::MsgId(..)
+            | ServerLine::Unread(..)
             | ServerLine::ServerShutdown(_) => unreachable!("handled above"),
         }
     }
@@ -213,11 +223,16 @@ impl Renderer {
             // Unknown lines outside a block are ignored, as the protocol asks.
             Block::None => return Output::default(),
             Block::MenuText | Block::History => raw.to_string(),
-            Block::Contacts => match raw.split_once('|') {
-                Some((name, status)) if name == "BROADCAST" => format!("  📢 {name} ({status} channel)"),
-                Some((name, status)) if status == protocol::text::CONTACT_ONLINE => format!("  🟢 {name}"),
-                Some((name, _)) => format!("  ⚪ {name}"),
-                None => raw.to_string(),
+            Block::Contacts => match raw.splitn(3, '|').collect::<Vec<_>>()[..] {
+                [name, status] if name == "BROADCAST" => format!("  📢 {name} ({status} channel)"),
+                [name, status, ref unread @ ..] => {
+                    let dot = if status == protocol::text::CONTACT_ONLINE { "🟢" } else { "⚪" };
+                    match unread.first().and_then(|n| n.parse::<i64>().ok()) {
+                        Some(n) if n > 0 => format!("  {dot} {name} ({n} unread)"),
+                        _ => format!("  {dot} {name}"),
+                    }
+                }
+                _ => raw.to_string(),
             },
             Block::MyGroups | Block::BrowseGroups => match split5(raw) {
                 Some([id, name, desc, count, badge]) => format!("  [{id}] {name} - {desc} ({count} members) {badge}"),
@@ -260,6 +275,24 @@ mod tests {
         assert!(out.notification && out.prompt);
         assert_eq!(r.render(&protocol::message("bo", "x:y")).lines, vec!["💬 bo: x:y"]);
         assert_eq!(r.render(&protocol::group_message("g", "cy", "1:2")).lines, vec!["👥 [g] cy: 1:2"]);
+    }
+
+    #[test]
+    fn unread_counts_are_shown() {
+        let mut r = Renderer::new();
+        let rows = texts(
+            &mut r,
+            &[
+                protocol::CONTACT_LIST_START.into(),
+                protocol::contact_with_unread("bob", true, 2),
+                protocol::contact_with_unread("cy", false, 0),
+                protocol::CONTACT_LIST_END.into(),
+            ],
+        );
+        assert!(rows.contains(&"  🟢 bob (2 unread)".to_string()), "{rows:?}");
+        assert!(rows.contains(&"  ⚪ cy".to_string()), "{rows:?}");
+        let summary = r.render(&protocol::unread(&[("bob".into(), 2), ("cy".into(), 1)])).lines;
+        assert_eq!(summary, ["📬 3 new messages while you were away: bob (2), cy (1)"]);
     }
 
     #[test]

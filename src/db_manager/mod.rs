@@ -236,10 +236,16 @@ fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Erro
     if recorded_version(&mut tx)?.as_deref() == Some(version) {
         return tx.commit();
     }
+    let first_time = recorded_version(&mut tx)?.is_none();
     // Building an index on a large old table may take long: no statement
     // timeout here, only a short wait for locks.
     tx.batch_execute(&format!("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))?;
     tx.batch_execute(SCHEMA_SQL)?;
+    if first_time {
+        // The Python chatp never set is_read: what it stored counts as read,
+        // so unread counts start with chatp.
+        tx.execute("UPDATE messages SET is_read = TRUE WHERE is_read IS NOT TRUE", &[])?;
+    }
     tx.execute(
         "INSERT INTO chatp_schema (id, version) VALUES (1, $1) \
          ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, applied_at = CURRENT_TIMESTAMP",
@@ -484,6 +490,30 @@ impl DbManager {
         text: &str,
     ) -> StoreResult<i64> {
         self.writer.save(Message::Private { conversation_id, sender_id, sender: sender.into(), text: text.into() })
+    }
+
+    /// Unread private messages to `user_id`, by sender (by name).
+    pub fn unread_by_sender(&self, user_id: i32) -> StoreResult<Vec<(String, i64)>> {
+        let rows = self.conn()?.query(
+            "SELECT m.sender_username, COUNT(*) FROM messages m \
+             JOIN conversations c ON c.conversation_id = m.conversation_id \
+             WHERE $1 IN (c.participant1_id, c.participant2_id) AND m.sender_id IS DISTINCT FROM $1 \
+               AND m.is_read IS NOT TRUE \
+             GROUP BY m.sender_username ORDER BY m.sender_username",
+            &[&user_id],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Marks what the other participant wrote in a conversation as read by
+    /// `user_id` (the original schema's `messages.is_read`).
+    pub fn mark_conversation_read(&self, conversation_id: i32, user_id: i32) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE messages SET is_read = TRUE \
+             WHERE conversation_id = $1 AND sender_id IS DISTINCT FROM $2 AND is_read IS NOT TRUE",
+            &[&conversation_id, &user_id],
+        )?;
+        Ok(())
     }
 
     /// The last [`HISTORY_LIMIT`] messages by insertion order, oldest first.

@@ -1,6 +1,6 @@
 //! Section 3: the contact list and one-to-one conversations.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use log::warn;
 
@@ -21,10 +21,26 @@ pub fn run(s: &mut Session) -> Step {
             warn!("contact list without presence: {e}");
             HashSet::new()
         });
+        // Protocol 2: each row also says how many of its messages are unread.
+        let unread: HashMap<String, i64> = if s.conn.outbox().speaks_sessions() {
+            s.ctx.db.unread_by_sender(s.user.id).unwrap_or_else(|e| {
+                warn!("contact list without unread counts: {e}");
+                Vec::new()
+            })
+        } else {
+            Vec::new()
+        }
+        .into_iter()
+        .collect();
         s.conn.send(protocol::CONTACT_LIST_START)?;
         s.conn.send(protocol::broadcast_contact())?;
         for c in &contacts {
-            s.conn.send(protocol::contact(c, online.contains(c)))?;
+            let line = if s.conn.outbox().speaks_sessions() {
+                protocol::contact_with_unread(c, online.contains(c), unread.get(c).copied().unwrap_or(0))
+            } else {
+                protocol::contact(c, online.contains(c))
+            };
+            s.conn.send(line)?;
         }
         s.conn.send(protocol::CONTACT_LIST_END)?;
 
@@ -58,9 +74,12 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
         return Ok(());
     };
     s.send_history(protocol::conversation_start(contact), &history, protocol::CONVERSATION_READY)?;
+    mark_read(s, conversation_id);
     loop {
         let line = s.conn.read_line()?;
         if protocol::is_leave_chat(&line) {
+            // What arrived while it was open has been seen too.
+            mark_read(s, conversation_id);
             return Ok(());
         }
         if !s.admit(Outgoing::Private, &line)? {
@@ -73,5 +92,12 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
         let line = protocol::message(&s.user.name, &line);
         let online = s.ctx.router.send_to_user(contact, &Notice { kind: MessageKind::Private, id: Some(id), line });
         s.conn.send(protocol::sent(online))?;
+    }
+}
+
+/// Marks the contact's messages in the conversation read (`is_read`).
+fn mark_read(s: &Session, conversation_id: i32) {
+    if let Err(e) = s.ctx.db.mark_conversation_read(conversation_id, s.user.id) {
+        warn!("{}: conversation {conversation_id} not marked read: {e}", s.user.name);
     }
 }

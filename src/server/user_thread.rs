@@ -57,8 +57,10 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     registered.logged_in();
     let token = outbox.speaks_sessions().then(|| issue_token(ctx, &conn, &user, resumed_after)).flatten();
     ctx.router.register(&user.name, &outbox);
-    if let Some(after) = resumed_after {
-        replay(ctx, &conn, &user, after);
+    match resumed_after {
+        Some(after) => replay(ctx, &conn, &user, after),
+        None if token.is_some() => unread_summary(ctx, &conn, &user),
+        None => {}
     }
     let mut session = Session::new(ctx, conn, user);
     let why = main_menu(&mut session);
@@ -98,6 +100,17 @@ fn issue_token(ctx: &Context, conn: &Connection, user: &User, after: Option<Last
             warn!("no resume token for {}: {e}", user.name);
             None
         }
+    }
+}
+
+/// Protocol 2, after a login: how many messages arrived while the user was
+/// away, and from whom (`UNREAD:`).
+fn unread_summary(ctx: &Context, conn: &Connection, user: &User) {
+    match ctx.db.unread_by_sender(user.id) {
+        Ok(by_sender) => {
+            let _ = conn.send(protocol::unread(&by_sender));
+        }
+        Err(e) => warn!("{}: no unread summary: {e}", user.name),
     }
 }
 

@@ -162,8 +162,11 @@ fn a_python_chatp_database_works_unchanged() {
     let old = fill_like_the_original(&mut db);
     let counts_before = row_counts(&mut db);
     let server = w.start_server();
-    // Nothing the old server wrote was changed by the migrations.
+    // Nothing the old server wrote was changed by the migrations (but the
+    // flag it never set: its messages count as read from now on).
     assert_eq!(row_counts(&mut db), counts_before);
+    let unread: i64 = db.query_one("SELECT COUNT(*) FROM messages WHERE is_read IS NOT TRUE", &[]).unwrap().get(0);
+    assert_eq!(unread, 0);
 
     // Wrong password: refused, the old hash untouched.
     let mut ca = server.connect();

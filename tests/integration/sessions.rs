@@ -32,6 +32,7 @@ fn signup_v2(c: &mut Client, user: &str) -> String {
     c.send("pw");
     c.expect(&protocol::signup_success(user));
     let token = session_token(c);
+    c.expect(&protocol::unread(&[]));
     c.expect_menu();
     token
 }
@@ -185,4 +186,54 @@ fn sigterm_drains_acknowledgements_then_says_shutdown_and_exits() {
     assert_eq!(answer, protocol::auth_success(text::RESUMED));
     session_token(&mut c);
     c.expect_menu();
+}
+
+#[test]
+fn unread_messages_are_counted_at_login_and_in_the_contact_list() {
+    let w = World::new("sessions");
+    let server = w.start_unlimited_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let mut ca = server.connect();
+    signup_v2(&mut ca, &a);
+    ca.send(input::BYE);
+    ca.expect_closed();
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    cb.open_conversation(&a);
+    for m in ["while away 1", "while away 2"] {
+        cb.send(m);
+        cb.expect(&protocol::sent(false));
+    }
+    // a logs in speaking protocol 2: told at once, and in the contact list.
+    let mut ca = server.connect();
+    hello(&mut ca);
+    ca.send(input::LOGIN);
+    ca.expect(protocol::LOGIN_PROMPT);
+    ca.send(&a);
+    ca.send("pw");
+    ca.expect(&protocol::auth_success(text::LOGIN_OK));
+    session_token(&mut ca);
+    ca.expect(&protocol::unread(&[(b.clone(), 2)]));
+    ca.expect_menu();
+    ca.send(input::MENU_PRIVATE);
+    ca.expect(protocol::CONTACT_LIST_START);
+    ca.expect(&protocol::broadcast_contact());
+    ca.expect(&protocol::contact_with_unread(&b, true, 2));
+    ca.expect(protocol::CONTACT_LIST_END);
+    // Opening the conversation reads them.
+    ca.send(&b);
+    ca.expect(&protocol::conversation_start(&b));
+    ca.lines_until(protocol::CONVERSATION_READY);
+    ca.send(input::BACK);
+    ca.expect(protocol::CONTACT_LIST_START);
+    ca.expect(&protocol::broadcast_contact());
+    ca.expect(&protocol::contact_with_unread(&b, true, 0));
+    ca.expect(protocol::CONTACT_LIST_END);
+    let unread: i64 = w.db().query_one("SELECT COUNT(*) FROM messages WHERE is_read IS NOT TRUE", &[]).unwrap().get(0);
+    assert_eq!(unread, 0);
+    // A protocol-1 client's rows keep their two fields.
+    cb.send(input::BACK);
+    cb.expect(protocol::CONTACT_LIST_START);
+    cb.expect(&protocol::broadcast_contact());
+    cb.expect(&protocol::contact(&a, true));
 }
