@@ -2,7 +2,24 @@
 //! which block of a screen the lines belong to (menu text, history, list
 //! rows) and which screen is open, for the prompts.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use crate::protocol::{self, Notification, ServerLine};
+
+/// `HH:MM` of a Unix time in the local time zone (`TZ`, `/etc/localtime`).
+pub fn local_hhmm(unix_secs: i64) -> String {
+    let t: libc::time_t = unix_secs as libc::time_t;
+    // SAFETY: localtime_r writes into the zeroed tm we own; t is a valid
+    // time_t.
+    let tm = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&t, &mut tm).is_null() {
+            return "--:--".into();
+        }
+        tm
+    };
+    format!("{:02}:{:02}", tm.tm_hour, tm.tm_min)
+}
 
 /// The screen the person is on (for prompts and for what `bye` means).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +113,15 @@ impl Renderer {
         let line: &str = &escaped;
         let parsed = protocol::parse_server_line(line);
         if let ServerLine::Notification(n) = parsed {
+            let now = || SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
             let text = match n {
-                Notification::Message { sender, text } => format!("💬 {sender}: {text}"),
-                Notification::Broadcast { sender, text, .. } => format!("📢 {sender}: {text}"),
-                Notification::GroupMessage { group, sender, text } => format!("👥 [{group}] {sender}: {text}"),
+                Notification::Message { sender, text } => format!("{} 💬 {sender}: {text}", local_hhmm(now())),
+                Notification::Broadcast { sender, text, unix_ms } => {
+                    format!("{} 📢 {sender}: {text}", local_hhmm((unix_ms / 1000) as i64))
+                }
+                Notification::GroupMessage { group, sender, text } => {
+                    format!("{} 👥 [{group}] {sender}: {text}", local_hhmm(now()))
+                }
             };
             return Output { lines: vec![text], prompt: true, notification: true };
         }
@@ -271,10 +293,17 @@ mod tests {
     fn notifications_print_whole_texts_with_colons() {
         let mut r = Renderer::new();
         let out = r.render(&protocol::broadcast("ann", "a: b: c", 17));
-        assert_eq!(out.lines, vec!["📢 ann: a: b: c"]);
+        assert_eq!(out.lines, vec![format!("{} 📢 ann: a: b: c", local_hhmm(0))]);
         assert!(out.notification && out.prompt);
-        assert_eq!(r.render(&protocol::message("bo", "x:y")).lines, vec!["💬 bo: x:y"]);
-        assert_eq!(r.render(&protocol::group_message("g", "cy", "1:2")).lines, vec!["👥 [g] cy: 1:2"]);
+        assert!(r.render(&protocol::message("bo", "x:y")).lines[0].ends_with(" 💬 bo: x:y"));
+        assert!(r.render(&protocol::group_message("g", "cy", "1:2")).lines[0].ends_with(" 👥 [g] cy: 1:2"));
+    }
+
+    #[test]
+    fn live_messages_show_their_local_time() {
+        std::env::set_var("TZ", "UTC");
+        assert_eq!(local_hhmm(0), "00:00");
+        assert_eq!(local_hhmm(3600 * 13 + 60 * 7), "13:07");
     }
 
     #[test]
@@ -299,7 +328,7 @@ mod tests {
     fn control_characters_from_the_server_are_shown_escaped() {
         let mut r = Renderer::new();
         let out = r.render(&protocol::message("eve", "\x1b[2J\x1b]0;owned\x07\rfake prompt"));
-        assert_eq!(out.lines, vec!["💬 eve: ^[[2J^[]0;owned^G^Mfake prompt"]);
+        assert!(out.lines[0].ends_with(" 💬 eve: ^[[2J^[]0;owned^G^Mfake prompt"), "{:?}", out.lines);
     }
 
     #[test]

@@ -76,7 +76,8 @@ fn scale_down(signal: libc::c_int) {
         }
         for round in 0..ROUNDS {
             let line = format!("💬 {s}: m{round}");
-            let times = cr.seen.iter().filter(|l| **l == line || l.ends_with(&format!("]: {line}"))).count();
+            // "HH:MM 💬 s: m3", after a prompt or not.
+            let times = cr.seen.iter().filter(|l| l.ends_with(&format!(" {line}"))).count();
             let maybe_lost = unconfirmed.iter().any(|l| l.ends_with(&format!(": m{round}")));
             assert!(times == 1 || (times == 0 && maybe_lost), "{line} shown {times} times:\n{}", cr.seen.join("\n"));
         }
