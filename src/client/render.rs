@@ -6,6 +6,43 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::{self, Notification, ServerLine};
 
+/// A history line's `[YYYY-MM-DD HH:MM:SSZ]` (UTC, protocol 2) in the local
+/// time zone, `[YYYY-MM-DD HH:MM]`; other lines as they are.
+pub fn history_in_local_time(line: &str) -> String {
+    let parsed = (|| {
+        let stamp = line.strip_prefix('[')?.get(..20)?.strip_suffix('Z')?;
+        let rest = line.get(22..)?.strip_prefix(' ').or(line.get(22..))?;
+        if line.as_bytes().get(21) != Some(&b']') {
+            return None;
+        }
+        let n = |a: usize, b: usize| stamp.get(a..b)?.parse::<i32>().ok();
+        // SAFETY: timegm and localtime_r on zeroed tm structs we own.
+        unsafe {
+            let mut tm: libc::tm = std::mem::zeroed();
+            tm.tm_year = n(0, 4)? - 1900;
+            tm.tm_mon = n(5, 7)? - 1;
+            tm.tm_mday = n(8, 10)?;
+            tm.tm_hour = n(11, 13)?;
+            tm.tm_min = n(14, 16)?;
+            tm.tm_sec = n(17, 19)?;
+            let t = libc::timegm(&mut tm);
+            let mut local: libc::tm = std::mem::zeroed();
+            if libc::localtime_r(&t, &mut local).is_null() {
+                return None;
+            }
+            Some(format!(
+                "[{:04}-{:02}-{:02} {:02}:{:02}] {rest}",
+                local.tm_year + 1900,
+                local.tm_mon + 1,
+                local.tm_mday,
+                local.tm_hour,
+                local.tm_min
+            ))
+        }
+    })();
+    parsed.unwrap_or_else(|| line.to_string())
+}
+
 /// `HH:MM` of a Unix time in the local time zone (`TZ`, `/etc/localtime`).
 pub fn local_hhmm(unix_secs: i64) -> String {
     let t: libc::time_t = unix_secs as libc::time_t;
@@ -244,7 +281,8 @@ impl Renderer {
         let text = match self.block {
             // Unknown lines outside a block are ignored, as the protocol asks.
             Block::None => return Output::default(),
-            Block::MenuText | Block::History => raw.to_string(),
+            Block::MenuText => raw.to_string(),
+            Block::History => history_in_local_time(raw),
             Block::Contacts => match raw.splitn(3, '|').collect::<Vec<_>>()[..] {
                 [name, status] if name == "BROADCAST" => format!("  📢 {name} ({status} channel)"),
                 [name, status, ref unread @ ..] => {
@@ -300,10 +338,13 @@ mod tests {
     }
 
     #[test]
-    fn live_messages_show_their_local_time() {
+    fn times_are_shown_in_the_local_zone() {
         std::env::set_var("TZ", "UTC");
         assert_eq!(local_hhmm(0), "00:00");
         assert_eq!(local_hhmm(3600 * 13 + 60 * 7), "13:07");
+        assert_eq!(history_in_local_time("[2026-11-26 10:05:09Z] bob: a: b"), "[2026-11-26 10:05] bob: a: b");
+        // Protocol-1 history (no Z) is shown as the server sent it.
+        assert_eq!(history_in_local_time("[2026-11-26 10:05:09] bob: hi"), "[2026-11-26 10:05:09] bob: hi");
     }
 
     #[test]

@@ -135,8 +135,10 @@ pub struct UserRecord {
 /// One line of history.
 #[derive(Debug, Clone)]
 pub struct HistoryEntry {
-    /// `YYYY-MM-DD HH:MM:SS`
+    /// `YYYY-MM-DD HH:MM:SS`, as stored (the database's time zone).
     pub timestamp: String,
+    /// `YYYY-MM-DD HH:MM:SSZ`: the same moment in UTC (protocol 2).
+    pub utc: String,
     pub sender: String,
     pub text: String,
 }
@@ -203,8 +205,10 @@ pub struct DbManager {
 /// statement); timestamps as the protocol prints them.
 fn history_sql(table: &str, key: &str, filter: &str) -> String {
     format!(
-        "SELECT ts, sender_username, message_text FROM ( \
+        "SELECT ts, sender_username, message_text, utc FROM ( \
            SELECT {key} AS id, timestamp AS t, COALESCE(to_char(timestamp, 'YYYY-MM-DD HH24:MI:SS'), '') AS ts, \
+                  COALESCE(to_char((timestamp AT TIME ZONE current_setting('TimeZone')) AT TIME ZONE 'UTC', \
+                                   'YYYY-MM-DD HH24:MI:SS\"Z\"'), '') AS utc, \
                   sender_username, message_text \
            FROM {table} {filter} ORDER BY timestamp DESC, {key} DESC LIMIT {HISTORY_LIMIT} \
          ) h ORDER BY t, id"
@@ -525,7 +529,10 @@ impl DbManager {
 
     fn history(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> StoreResult<Vec<HistoryEntry>> {
         let rows = self.conn()?.query(sql, params)?;
-        Ok(rows.iter().map(|r| HistoryEntry { timestamp: r.get(0), sender: r.get(1), text: r.get(2) }).collect())
+        Ok(rows
+            .iter()
+            .map(|r| HistoryEntry { timestamp: r.get(0), sender: r.get(1), text: r.get(2), utc: r.get(3) })
+            .collect())
     }
 
     // -------------------------------------------------------- broadcast

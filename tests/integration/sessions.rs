@@ -223,7 +223,12 @@ fn unread_messages_are_counted_at_login_and_in_the_contact_list() {
     // Opening the conversation reads them.
     ca.send(&b);
     ca.expect(&protocol::conversation_start(&b));
-    ca.lines_until(protocol::CONVERSATION_READY);
+    // History times in UTC, marked with a Z.
+    let history = ca.lines_until(protocol::CONVERSATION_READY);
+    assert_eq!(history.len(), 2);
+    for (h, text) in history.iter().zip(["while away 1", "while away 2"]) {
+        assert!(h.len() > 22 && &h[20..22] == "Z]" && h.ends_with(&format!("] {b}: {text}")), "{h}");
+    }
     ca.send(input::BACK);
     ca.expect(protocol::CONTACT_LIST_START);
     ca.expect(&protocol::broadcast_contact());
