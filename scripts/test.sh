@@ -3,7 +3,10 @@
 # deployment files (scripts/check-deploy.sh: Helm chart, compose file,
 # Dockerfiles), starts one private PostgreSQL and one Redis for the whole
 # run (scripts/services.sh), builds once, runs every test, and stops the
-# services, whatever happened. Arguments go to the test binaries (a filter).
+# services, whatever happened; then runs the README's first command as a
+# newcomer would (scripts/check-readme.sh: scripts/run.sh, a release build,
+# and chat_client connecting to it). Arguments go to the test binaries (a
+# filter; the README check is left out then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +26,7 @@ source "$dir/env"
 
 cargo build --locked --all-targets
 cargo test --locked --all-targets -- "$@"
+# The README's "run the service" command and its client, as written.
+if [ "$#" -eq 0 ]; then
+    bash scripts/check-readme.sh
+fi

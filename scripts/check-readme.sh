@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The README's first command, as a newcomer runs it: scripts/run.sh (which
+# builds the release server and client and starts its own PostgreSQL and
+# Redis), then the client from the README connecting, signing up and
+# logging out. Called by scripts/test.sh; fails loudly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+data=$(mktemp -d /var/tmp/chatp-readme.XXXXXX)
+# PostgreSQL runs as the postgres user when this runs as root.
+chmod 755 "$data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+log="$data/run.log"
+CHATP_DATA_DIR="$data/data" setsid bash scripts/run.sh "$port" >"$log" 2>&1 &
+run_pid=$!
+cleanup() {
+    kill -INT -- "-$run_pid" 2>/dev/null || true
+    wait "$run_pid" 2>/dev/null || true
+    rm -rf "$data"
+}
+trap cleanup EXIT
+
+for _ in $(seq 600); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),0.2)" 2>/dev/null && break
+    kill -0 "$run_pid" 2>/dev/null || { echo "check-readme: scripts/run.sh exited:" >&2; cat "$log" >&2; exit 1; }
+    sleep 0.5
+done
+grep -q "./target/release/chat_client localhost $port" "$log" || { echo "check-readme: run.sh did not say how to connect" >&2; cat "$log" >&2; exit 1; }
+name="readme$$"
+out=$(printf '2\n%s\npw\npw\nbye\n' "$name" | ./target/release/chat_client localhost "$port") || {
+    echo "check-readme: the client failed:" >&2
+    echo "$out" >&2
+    exit 1
+}
+echo "$out" | grep -q "Registration successful. Welcome $name!" || { echo "check-readme: no signup:" >&2; echo "$out" >&2; exit 1; }
+echo "$out" | grep -q "Goodbye!" || { echo "check-readme: no logout:" >&2; echo "$out" >&2; exit 1; }
+echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port"
