@@ -9,9 +9,10 @@
 //! that (the login dialogue, passwords without echo) and when stdin is not
 //! a terminal, lines are read plainly.
 
+use std::borrow::Cow;
 use std::io::{self, BufRead, BufReader, IsTerminal, Stdin, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -23,6 +24,34 @@ struct Editor {
     /// Typed lines; `None` at Ctrl-D or Ctrl-C.
     lines: Receiver<Option<String>>,
     printer: Box<dyn ExternalPrinter + Send>,
+    /// While set, what is typed shows as `*` and stays out of the history
+    /// (a password asked again after a refused resume).
+    masked: Arc<AtomicBool>,
+}
+
+/// Shows the line as stars while a password is being typed.
+struct Masking(Arc<AtomicBool>);
+
+impl rustyline::Helper for Masking {}
+impl rustyline::completion::Completer for Masking {
+    type Candidate = String;
+}
+impl rustyline::hint::Hinter for Masking {
+    type Hint = String;
+}
+impl rustyline::validate::Validator for Masking {}
+impl rustyline::highlight::Highlighter for Masking {
+    fn highlight<'l>(&self, line: &'l str, _pos: usize) -> Cow<'l, str> {
+        if self.0.load(Ordering::SeqCst) {
+            Cow::Owned("*".repeat(line.chars().count()))
+        } else {
+            Cow::Borrowed(line)
+        }
+    }
+
+    fn highlight_char(&self, _line: &str, _pos: usize, _kind: rustyline::highlight::CmdKind) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// How long a stdin wait lasts before the session's end is checked.
@@ -61,14 +90,17 @@ impl Console {
         if !self.interactive || slot.is_some() {
             return;
         }
-        let Ok(mut rl) = rustyline::DefaultEditor::new() else { return };
+        let Ok(mut rl) = rustyline::Editor::<Masking, rustyline::history::DefaultHistory>::new() else { return };
+        let masked = Arc::new(AtomicBool::new(false));
+        rl.set_helper(Some(Masking(Arc::clone(&masked))));
+        let hidden = Arc::clone(&masked);
         let Ok(printer) = rl.create_external_printer() else { return };
         let prompt = self.prompt.lock().unwrap().clone();
         let (tx, lines) = crossbeam_channel::unbounded();
         let spawned = std::thread::Builder::new().name("LineEditor".into()).spawn(move || loop {
             match rl.readline(&prompt) {
                 Ok(line) => {
-                    if !line.trim().is_empty() {
+                    if !line.trim().is_empty() && !hidden.load(Ordering::SeqCst) {
                         let _ = rl.add_history_entry(line.as_str());
                     }
                     if tx.send(Some(line)).is_err() {
@@ -82,7 +114,7 @@ impl Console {
             }
         });
         if spawned.is_ok() {
-            *slot = Some(Editor { lines, printer: Box::new(printer) });
+            *slot = Some(Editor { lines, printer: Box::new(printer), masked });
         }
     }
 
@@ -184,6 +216,13 @@ impl Console {
     pub fn read_password(&self, stop: &AtomicBool) -> Option<String> {
         if !self.interactive {
             return self.read_line(stop);
+        }
+        let masked = self.editor.lock().unwrap().as_ref().map(|e| Arc::clone(&e.masked));
+        if let Some(masked) = masked {
+            masked.store(true, Ordering::SeqCst);
+            let line = self.read_line(stop);
+            masked.store(false, Ordering::SeqCst);
+            return line;
         }
         let saved = echo_off();
         let line = self.read_line(stop);

@@ -105,18 +105,18 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
 }
 
 fn beat(ctx: &Context, chores: &Sender<Chore>) {
-    if !ctx.presence.is_dirty() {
-        match ctx.presence.refresh() {
-            Ok(false) => {}
-            Ok(true) => {
-                warn!("this pod was reaped while alive (late heartbeat): registering its sessions again");
-                let _ = chores.send(Chore::ReopenOwn);
-            }
-            Err(e) => {
-                warn!("heartbeat: {e}");
-                ctx.presence.mark_dirty();
-                return;
-            }
+    // Always refreshed first, even when a rewrite is due anyway: it is what
+    // tells whether another pod reaped us (and closed our session rows).
+    match ctx.presence.refresh() {
+        Ok(false) => {}
+        Ok(true) => {
+            warn!("this pod was reaped while alive (late heartbeat): registering its sessions again");
+            let _ = chores.send(Chore::ReopenOwn);
+        }
+        Err(e) => {
+            warn!("heartbeat: {e}");
+            ctx.presence.mark_dirty();
+            return;
         }
     }
     if ctx.presence.is_dirty() {
