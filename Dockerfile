@@ -39,6 +39,6 @@ ENV DB_HOST=localhost \
     REDIS_PORT=6379 \
     LOG_LEVEL=info
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/chat_server"]
 CMD ["8080"]

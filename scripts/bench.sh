@@ -42,7 +42,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_pod() {
     port=$(free_port)
     # RATE_LIMITS=off: chat_bench's users send as fast as the server answers.
-    HOSTNAME=$1 BIND_ADDR=127.0.0.1 LOG_LEVEL=warn MAX_CONNECTIONS=10100 RATE_LIMITS=off \
+    HOSTNAME=$1 BIND_ADDR=127.0.0.1 LOG_LEVEL=warn MAX_CONNECTIONS=10100 RATE_LIMITS=off METRICS_PORT=0 \
         ./target/release/chat_server "$port" 2>"$dir/$1.log" &
     pid=$!
     pids+=("$pid")

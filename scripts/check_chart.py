@@ -61,7 +61,15 @@ chat_name = chat["metadata"]["name"]
 chat_spec = chat["spec"]["template"]["spec"]
 container = chat_spec["containers"][0]
 port = int(container["args"][0])
-check(container["ports"] == [{"name": "chat", "containerPort": port}], "chat port is not the one chat_server listens on")
+check(container["ports"][0] == {"name": "chat", "containerPort": port}, "chat port is not the one chat_server listens on")
+metrics = [p for p in container["ports"] if p["name"] == "metrics"]
+check(len(metrics) == 1 and str(metrics[0]["containerPort"]) == env_of(container)["METRICS_PORT"],
+      "metrics port is not the one chat_server serves /readyz and /metrics on")
+check(chat["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/port") == str(metrics[0]["containerPort"]) if metrics else False,
+      "Prometheus scrape annotation does not point at the metrics port")
+if variant == "default":
+    check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness is not /readyz")
+    check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness is not /healthz")
 pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
 check(chat_spec["terminationGracePeriodSeconds"] >= pre_stop + 10, "grace period leaves no time to close connections")
 svc = component("Service", "chat-server")

@@ -27,6 +27,7 @@ pub mod config;
 pub mod connection;
 pub mod db_manager;
 pub mod framing;
+pub mod metrics;
 pub mod outbox;
 pub mod passwords;
 pub mod presence;

@@ -162,6 +162,7 @@ impl Outbox {
             }
             if self.is_full_for(&st, line.cost()) {
                 drop(st);
+                crate::metrics::METRICS.outbound_drops.inc();
                 self.close("outbound queue full (client not reading)");
                 return false;
             }
@@ -189,6 +190,7 @@ impl Outbox {
             st = guard;
             if wait.timed_out() {
                 drop(st);
+                crate::metrics::METRICS.outbound_drops.inc();
                 self.close("outbound queue full for 30 s (client not reading)");
                 return false;
             }

@@ -173,6 +173,7 @@ impl PasswordHasher {
                 .spawn(move || {
                     let mut hasher = Hasher::default();
                     for job in rx {
+                        crate::metrics::METRICS.hash_queue.dec();
                         let late = job.queued.elapsed() > deadline;
                         match job.work {
                             Work::Hash { password, reply } => {
@@ -193,7 +194,13 @@ impl PasswordHasher {
 
     /// Queues `work` unless the queue stays full until the deadline.
     fn submit(&self, work: Work) -> bool {
-        self.jobs.send_timeout(Job { work, queued: Instant::now() }, self.deadline).is_ok()
+        let depth = &crate::metrics::METRICS.hash_queue;
+        depth.inc();
+        let queued = self.jobs.send_timeout(Job { work, queued: Instant::now() }, self.deadline).is_ok();
+        if !queued {
+            depth.dec();
+        }
+        queued
     }
 
     /// A new hash; `None` when the pool is too busy.

@@ -395,6 +395,12 @@ impl Presence {
         Ok(reap_and_count(&mut *c, &self.keys)?.1)
     }
 
+    /// Redis answers (readiness).
+    pub fn ping(&self) -> RedisResult<()> {
+        let mut c = self.conn("answering PING")?;
+        redis::cmd("PING").query::<String>(&mut *c).map(drop).map_err(failed("answering PING"))
+    }
+
     /// The usernames online on any pod.
     pub fn online_users(&self) -> RedisResult<HashSet<String>> {
         let action = "reading online users";

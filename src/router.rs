@@ -23,6 +23,7 @@ use crossbeam_channel::Sender;
 use log::{error, info, warn};
 use redis::Script;
 
+use crate::metrics::METRICS;
 use crate::outbox::Outbox;
 use crate::presence::Presence;
 use crate::protocol::{self, MessageKind, Notification};
@@ -80,6 +81,7 @@ pub struct Notice {
 struct NoticeLines {
     plain: Arc<str>,
     with_id: Arc<str>,
+    kind: MessageKind,
 }
 
 impl NoticeLines {
@@ -89,11 +91,15 @@ impl NoticeLines {
             Some(id) => Arc::from(format!("{}\n{}", protocol::msg_id(n.kind, id), n.line).as_str()),
             None => Arc::clone(&plain),
         };
-        NoticeLines { plain, with_id }
+        NoticeLines { plain, with_id, kind: n.kind }
     }
 
     fn deliver(&self, o: &Arc<Outbox>) -> bool {
-        o.notify(if o.speaks_sessions() { &self.with_id } else { &self.plain })
+        let taken = o.notify(if o.speaks_sessions() { &self.with_id } else { &self.plain });
+        if taken {
+            METRICS.delivered.with_label_values(&[self.kind.as_str()]).inc();
+        }
+        taken
     }
 }
 
@@ -216,6 +222,7 @@ impl Router {
         let _order = self.presence_order();
         self.lock().entry(user.to_string()).or_default().push(Arc::clone(outbox));
         if let Err(e) = self.presence.session_up(user) {
+            METRICS.storage_errors.with_label_values(&["redis"]).inc();
             error!("presence: {e} (will resync at the next heartbeat)");
         }
     }
@@ -233,6 +240,7 @@ impl Router {
             }
         }
         if let Err(e) = self.presence.session_down(user) {
+            METRICS.storage_errors.with_label_values(&["redis"]).inc();
             error!("presence: {e} (will resync at the next heartbeat)");
         }
     }
@@ -274,6 +282,7 @@ impl Router {
         match self.route_remote(&[user], n) {
             Ok(online) => local > 0 || online > 0,
             Err(e) => {
+                METRICS.storage_errors.with_label_values(&["redis"]).inc();
                 error!("cross-pod publish error: {e}");
                 local > 0
             }
@@ -290,6 +299,7 @@ impl Router {
             return;
         }
         if let Err(e) = self.route_remote(users, n) {
+            METRICS.storage_errors.with_label_values(&["redis"]).inc();
             error!("cross-pod publish error: {e}");
         }
     }
@@ -325,6 +335,7 @@ impl Router {
                 }
             }
             Err(e) => {
+                METRICS.storage_errors.with_label_values(&["redis"]).inc();
                 error!("cross-pod publish error: {e}");
                 BroadcastReport { reached: reached_local.len(), others_online: local_users.len() }
             }

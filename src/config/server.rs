@@ -62,6 +62,9 @@ pub struct ServerConfig {
     /// `on` by default). `off` keeps the database usable by the Python
     /// server for a rollback, at the cost of keeping weak hashes.
     pub upgrade_legacy_hashes: bool,
+    /// Port of `/healthz`, `/readyz` and `/metrics` (`METRICS_PORT`,
+    /// default 9090; `0` picks a free one, `off` serves none).
+    pub metrics_port: Option<u16>,
     /// Log level (`LOG_LEVEL`: error, warn, info, debug; default info).
     pub log_level: log::LevelFilter,
 }
@@ -113,7 +116,8 @@ Environment (defaults in brackets):
   RATE_LIMITS [on]  MESSAGE_BURST [10] MESSAGE_RATE [5]  GROUP_BURST [10]
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
   LINE_RATE [20]   bursts in lines, rates in lines per second
-  LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes",
+  LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes
+  METRICS_PORT [9090]  /healthz, /readyz, /metrics (0: any free port; off)",
     shared_env_help!()
 );
 
@@ -159,6 +163,10 @@ impl ServerConfig {
                 None
             },
             upgrade_legacy_hashes: env.switch("LEGACY_PASSWORD_UPGRADE", true)?,
+            metrics_port: match env.0("METRICS_PORT").filter(|v| !v.is_empty()).as_deref() {
+                Some("off") => None,
+                _ => Some(env.parsed("METRICS_PORT", 9090, "a port number or off")?),
+            },
             log_level: env.log_level()?,
         })
     }

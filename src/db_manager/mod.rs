@@ -305,6 +305,13 @@ impl DbManager {
         Ok(db)
     }
 
+    /// PostgreSQL answers (readiness), within a second.
+    pub fn ping(&self) -> StoreResult<()> {
+        let mut c = self.pool.get_timeout(Duration::from_secs(1)).map_err(StoreError::Unavailable)?;
+        c.simple_query("")?;
+        Ok(())
+    }
+
     fn conn(&self) -> StoreResult<Conn> {
         self.pool.get().map_err(StoreError::Unavailable)
     }

@@ -14,6 +14,7 @@ use log::{debug, error, info, warn};
 
 use crate::connection::{Connection, Ended, Step};
 use crate::db_manager::SignupOutcome;
+use crate::metrics::METRICS;
 use crate::passwords::Verdict;
 use crate::protocol::{self, text, AuthChoice, LastSeen};
 
@@ -54,8 +55,16 @@ pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> S
                 continue;
             }
         };
+        let result = match &attempt {
+            Attempt::Accepted { signup: true, .. } => "signup",
+            Attempt::Accepted { .. } => "ok",
+            Attempt::Resumed { .. } => "resumed",
+            Attempt::Failed(_) => "failed",
+            Attempt::Refused(_) => "refused",
+        };
+        METRICS.logins.with_label_values(&[result]).inc();
         let (user, success_line, legacy_upgrade, resumed_after) = match attempt {
-            Attempt::Accepted { user, success_line, legacy_upgrade } => (user, success_line, legacy_upgrade, None),
+            Attempt::Accepted { user, success_line, legacy_upgrade, .. } => (user, success_line, legacy_upgrade, None),
             Attempt::Resumed { user, after } => (user, protocol::auth_success(text::RESUMED), None, Some(after)),
             Attempt::Failed(reason) => {
                 failures += 1;
@@ -105,6 +114,8 @@ enum Attempt {
         /// (legacy SHA-256 hash checked, its Argon2id replacement): stored
         /// only once the login has fully succeeded.
         legacy_upgrade: Option<(String, String)>,
+        /// A new account rather than a login.
+        signup: bool,
     },
     /// A resume token was taken: replay after `after`.
     Resumed { user: User, after: LastSeen },
@@ -153,6 +164,7 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt
                 user: User { id: rec.id, name: rec.username },
                 success_line: protocol::auth_success(text::LOGIN_OK),
                 legacy_upgrade: upgrade.map(|new| (rec.password_hash, new)),
+                signup: false,
             })
         }
         (record, _) => {
@@ -221,7 +233,12 @@ fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attemp
         Ok(SignupOutcome::Created(id)) => {
             info!("auth {peer}: signup ok for {username}");
             let success_line = protocol::signup_success(&username);
-            Ok(Attempt::Accepted { user: User { id, name: username }, success_line, legacy_upgrade: None })
+            Ok(Attempt::Accepted {
+                user: User { id, name: username },
+                success_line,
+                legacy_upgrade: None,
+                signup: true,
+            })
         }
         Ok(SignupOutcome::UsernameTaken) => refuse(text::USERNAME_TAKEN),
         Err(e) => {

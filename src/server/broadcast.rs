@@ -1,9 +1,9 @@
 //! Section 4: the broadcast channel.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::connection::Step;
-use crate::protocol::{self, text, MessageKind};
+use crate::protocol::{self, MessageKind};
 use crate::router::Notice;
 
 use super::session::{Outgoing, Session};
@@ -22,8 +22,9 @@ pub fn run(s: &mut Session) -> Step {
         if !s.admit(Outgoing::Broadcast, &line)? {
             continue;
         }
+        let since = Instant::now();
         let saved = s.ctx.db.save_broadcast_message(s.user.id, &s.user.name, &line);
-        let Some(id) = s.stored("storing a broadcast", saved, text::STORE_FAILED)? else {
+        let Some(id) = s.stored_message(Outgoing::Broadcast, since, saved)? else {
             continue;
         };
         let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());

@@ -1,5 +1,7 @@
 //! Section 5: my groups, browsing and joining, creating, and the group chat.
 
+use std::time::Instant;
+
 use crate::connection::Step;
 use crate::db_manager::{CreateGroupOutcome, GroupSummary, JoinOutcome, LeaveOutcome};
 use crate::protocol::{self, input, text, GroupChatInput, GroupSelection, MessageKind};
@@ -173,7 +175,11 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
                 if !s.admit(Outgoing::Group, message)? {
                     continue;
                 }
+                let since = Instant::now();
                 let saved = db.save_group_message(group_id, s.user.id, &s.user.name, message);
+                if let Ok(Some(_)) = &saved {
+                    Session::count_stored(Outgoing::Group, since);
+                }
                 match s.stored("storing a group message", saved, text::STORE_FAILED)? {
                     None => {}
                     Some(None) => {

@@ -10,6 +10,7 @@ mod groups;
 mod heartbeat;
 mod login_throttle;
 mod open_connections;
+mod ops_http;
 mod private_messages;
 mod session;
 mod user_thread;
@@ -177,6 +178,10 @@ impl Server {
             resume_ttl: cfg.resume_ttl,
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
+        if let Some(port) = cfg.metrics_port {
+            let bind = format!("{}:{port}", cfg.bind_addr);
+            ops_http::start(Arc::clone(&ctx), &bind).map_err(|source| StartError::Bind { addr: bind, source })?;
+        }
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
         info!("listening on {addr} as pod {}", cfg.pod_id);
         info!(

@@ -1,11 +1,12 @@
 //! Section 3: the contact list and one-to-one conversations.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use log::warn;
 
 use crate::connection::Step;
-use crate::protocol::{self, input, text, MessageKind};
+use crate::protocol::{self, input, MessageKind};
 use crate::router::Notice;
 
 use super::broadcast;
@@ -85,8 +86,9 @@ fn conversation(s: &mut Session, contact: &str) -> Step {
         if !s.admit(Outgoing::Private, &line)? {
             continue;
         }
+        let since = Instant::now();
         let saved = db.save_private_message(conversation_id, s.user.id, &s.user.name, &line);
-        let Some(id) = s.stored("storing a private message", saved, text::STORE_FAILED)? else {
+        let Some(id) = s.stored_message(Outgoing::Private, since, saved)? else {
             continue;
         };
         let line = protocol::message(&s.user.name, &line);

@@ -7,6 +7,7 @@ use log::{debug, error};
 
 use crate::connection::{Connection, Step};
 use crate::db_manager::{StoreError, StoreResult};
+use crate::metrics::METRICS;
 use crate::protocol::{self, text};
 use crate::rate_limit::TokenBucket;
 
@@ -35,6 +36,17 @@ pub enum Outgoing {
     Broadcast = 2,
 }
 
+impl Outgoing {
+    /// As metrics label it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outgoing::Private => "private",
+            Outgoing::Group => "group",
+            Outgoing::Broadcast => "broadcast",
+        }
+    }
+}
+
 impl<'a> Session<'a> {
     pub fn new(ctx: &'a Context, conn: Connection, user: User) -> Self {
         let now = Instant::now();
@@ -54,6 +66,7 @@ impl<'a> Session<'a> {
         if let Some(buckets) = &mut self.limits {
             if !buckets[kind as usize].try_take(Instant::now()) {
                 debug!("{}: {kind:?} message over the rate limit, refused", self.user.name);
+                METRICS.rate_limited.with_label_values(&[kind.label()]).inc();
                 self.conn.send(protocol::error(text::RATE_LIMITED))?;
                 return Ok(false);
             }
@@ -67,6 +80,7 @@ impl<'a> Session<'a> {
         match r {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
+                METRICS.storage_errors.with_label_values(&["postgresql"]).inc();
                 error!("{} ({}): {what}: {e}", self.user.name, self.conn.outbox().label());
                 let reason = match e {
                     StoreError::OutcomeUnknown => text::STORE_UNKNOWN,
@@ -76,6 +90,21 @@ impl<'a> Session<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// [`Session::stored`] for a message: counts it (stored, time to
+    /// commit) by kind.
+    pub fn stored_message<T>(&self, kind: Outgoing, since: Instant, r: StoreResult<T>) -> Step<Option<T>> {
+        if r.is_ok() {
+            Self::count_stored(kind, since);
+        }
+        self.stored(&format!("storing a {} message", kind.label()), r, text::STORE_FAILED)
+    }
+
+    /// A message of `kind` that arrived at `since` is committed.
+    pub fn count_stored(kind: Outgoing, since: Instant) {
+        METRICS.stored.with_label_values(&[kind.label()]).inc();
+        METRICS.store_seconds.with_label_values(&[kind.label()]).observe(since.elapsed().as_secs_f64());
     }
 
     /// [`Session::stored`] for reads that fill a screen.

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use crate::connection::{Connection, Ended, Step};
+use crate::metrics::METRICS;
 use crate::outbox::{Outbox, QueueLimits};
 use crate::protocol::{self, text, LastSeen, MenuChoice};
 
@@ -31,6 +32,8 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
         peer.to_string(),
     );
     let registered = ctx.connections.add(&outbox);
+    let connections = &METRICS.connections;
+    connections.with_label_values(&["authenticating"]).inc();
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
     debug!("connect {peer}");
 
@@ -47,9 +50,12 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
             }
             outbox.drain(LOGOUT_DRAIN);
             outbox.close("session over");
+            connections.with_label_values(&["authenticating"]).dec();
             return;
         }
     };
+    connections.with_label_values(&["authenticating"]).dec();
+    connections.with_label_values(&["logged_in"]).inc();
     conn.set_deadline(None);
     ctx.session_rows.opened(session_id);
     conn.set_pace(ctx.limits.map(|l| l.line));
@@ -85,6 +91,7 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
         outbox.drain(LOGOUT_DRAIN);
     }
     outbox.close("session over");
+    connections.with_label_values(&["logged_in"]).dec();
     info!("disconnect {}@{peer}: {why}", user.name);
 }
 

@@ -124,6 +124,7 @@ impl World {
             .env("REDIS_PORT", s.redis_port.to_string())
             .env("REDIS_KEY_PREFIX", &self.prefix)
             .env("HASH_WORKERS", "1")
+            .env("METRICS_PORT", "0")
             .env("LOG_LEVEL", "info");
         cmd
     }

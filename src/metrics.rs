@@ -1,0 +1,98 @@
+//! chat_server's Prometheus metrics: one registry for the process, updated
+//! where things happen, read by `/metrics` (see `server::ops_http`). Names
+//! and meanings are listed in README, "Metrics and probes".
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// `chatp_connections{state="authenticating"|"logged_in"}`
+    pub connections: IntGaugeVec,
+    /// `chatp_logins_total{result="ok"|"failed"|"resumed"|"signup"}`
+    pub logins: IntCounterVec,
+    /// `chatp_messages_stored_total{kind}`
+    pub stored: IntCounterVec,
+    /// `chatp_store_seconds{kind}`: from the request to the commit.
+    pub store_seconds: HistogramVec,
+    /// `chatp_notifications_delivered_total{kind}`: lines queued for a
+    /// session on this pod.
+    pub delivered: IntCounterVec,
+    /// `chatp_rate_limited_total{kind}`
+    pub rate_limited: IntCounterVec,
+    /// `chatp_outbound_queue_drops_total`: clients disconnected for not
+    /// reading.
+    pub outbound_drops: IntCounter,
+    /// `chatp_storage_errors_total{service="postgresql"|"redis"}`
+    pub storage_errors: IntCounterVec,
+    /// `chatp_hash_queue_depth`: passwords waiting for a hashing worker.
+    pub hash_queue: IntGauge,
+}
+
+fn labelled_counter(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let connections = IntGaugeVec::new(Opts::new("chatp_connections", "Open client connections by state"), &["state"])
+        .expect("valid metric");
+    registry.register(Box::new(connections.clone())).expect("registered once");
+    let store_seconds = HistogramVec::new(
+        HistogramOpts::new("chatp_store_seconds", "Time from a message's arrival to its commit")
+            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0]),
+        &["kind"],
+    )
+    .expect("valid metric");
+    registry.register(Box::new(store_seconds.clone())).expect("registered once");
+    let outbound_drops = IntCounter::new(
+        "chatp_outbound_queue_drops_total",
+        "Clients disconnected because their outbound queue was full",
+    )
+    .expect("valid metric");
+    registry.register(Box::new(outbound_drops.clone())).expect("registered once");
+    let hash_queue =
+        IntGauge::new("chatp_hash_queue_depth", "Passwords waiting for a hashing worker").expect("valid metric");
+    registry.register(Box::new(hash_queue.clone())).expect("registered once");
+    Metrics {
+        connections,
+        logins: labelled_counter(&registry, "chatp_logins_total", "Authentications by result", "result"),
+        stored: labelled_counter(&registry, "chatp_messages_stored_total", "Messages committed by kind", "kind"),
+        store_seconds,
+        delivered: labelled_counter(
+            &registry,
+            "chatp_notifications_delivered_total",
+            "Notifications queued for sessions on this pod, by kind",
+            "kind",
+        ),
+        rate_limited: labelled_counter(
+            &registry,
+            "chatp_rate_limited_total",
+            "Messages refused by a rate limit, by kind",
+            "kind",
+        ),
+        outbound_drops,
+        storage_errors: labelled_counter(
+            &registry,
+            "chatp_storage_errors_total",
+            "Failed PostgreSQL and Redis operations",
+            "service",
+        ),
+        hash_queue,
+        registry,
+    }
+});
+
+impl Metrics {
+    /// The Prometheus text format of everything.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
