@@ -16,8 +16,9 @@ use chatp::protocol::{self, input};
 /// Environment that turns rate limits off.
 pub const NO_RATE_LIMITS: (&str, &str) = ("RATE_LIMITS", "off");
 
-/// How long a test waits for a line it expects.
-pub const LINE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a test waits for a line it expects (generous: the heavy tests
+/// share two cores with the rest of the suite).
+pub const LINE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The services of this test run, from the environment `scripts/test.sh`
 /// sets. Fails loudly without them: these tests never skip.
