@@ -217,7 +217,9 @@ impl ServerProc {
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("listening on ").nth(1) {
+                // "listening on <addr> as pod <id>": the chat port (other
+                // lines may say "listening" too).
+                if let Some(addr) = line.split("listening on ").nth(1).filter(|_| line.contains(" as pod ")) {
                     let port: u16 =
                         addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
                     let _ = port_tx.send(port);
