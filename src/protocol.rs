@@ -1,4 +1,5 @@
-//! The wire protocol (`shared/PROTOCOL.md`, version 1): every token, and the
+//! The wire protocol (specified in `docs/PROTOCOL.md`: version 1, the
+//! original chatp's, and the opt-in protocol 2): every token, and the
 //! formatting and parsing of every line. Nothing else in the crate (tests
 //! included) spells a token; everything here works on strings in memory.
 //!
