@@ -28,6 +28,7 @@ pub mod connection;
 pub mod db_manager;
 pub mod framing;
 pub mod metrics;
+pub mod ops_http;
 pub mod outbox;
 pub mod passwords;
 pub mod presence;

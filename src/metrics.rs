@@ -96,3 +96,43 @@ impl Metrics {
         String::from_utf8(out).unwrap_or_default()
     }
 }
+
+/// chat_autoscaler's metrics.
+pub struct AutoscalerMetrics {
+    registry: Registry,
+    /// `chatp_autoscaler_users`: users counted at the last tick.
+    pub users: IntGauge,
+    /// `chatp_autoscaler_replicas{of="current"|"desired"|"target"}`
+    pub replicas: IntGaugeVec,
+    /// `chatp_autoscaler_decisions_total{action}`
+    pub decisions: IntCounterVec,
+    /// `chatp_autoscaler_errors_total{source="redis"|"kubernetes"}`
+    pub errors: IntCounterVec,
+}
+
+pub static AUTOSCALER_METRICS: LazyLock<AutoscalerMetrics> = LazyLock::new(|| {
+    let registry = Registry::new();
+    let users = IntGauge::new("chatp_autoscaler_users", "Users online at the last count").expect("valid metric");
+    registry.register(Box::new(users.clone())).expect("registered once");
+    let replicas = IntGaugeVec::new(
+        Opts::new("chatp_autoscaler_replicas", "Replicas of the chat Deployment: current, desired, target"),
+        &["of"],
+    )
+    .expect("valid metric");
+    registry.register(Box::new(replicas.clone())).expect("registered once");
+    AutoscalerMetrics {
+        users,
+        replicas,
+        decisions: labelled_counter(&registry, "chatp_autoscaler_decisions_total", "Decisions by action", "action"),
+        errors: labelled_counter(&registry, "chatp_autoscaler_errors_total", "Failed ticks by source", "source"),
+        registry,
+    }
+});
+
+impl AutoscalerMetrics {
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -141,7 +141,29 @@ impl Autoscaler {
     }
 
     pub fn tick_and_log(&mut self) -> bool {
+        let m = &crate::metrics::AUTOSCALER_METRICS;
         match self.tick(Instant::now()) {
+            Ok(d) => {
+                m.users.set(d.users as i64);
+                m.replicas.with_label_values(&["current"]).set(d.current as i64);
+                m.replicas.with_label_values(&["desired"]).set(d.desired as i64);
+                m.replicas.with_label_values(&["target"]).set(d.target as i64);
+                m.decisions.with_label_values(&[d.action.label()]).inc();
+                self.log(Ok(d))
+            }
+            Err(e) => {
+                let source = match e.cause {
+                    Cause::Redis(_) => "redis",
+                    Cause::Kube(_) => "kubernetes",
+                };
+                m.errors.with_label_values(&[source]).inc();
+                self.log(Err(e))
+            }
+        }
+    }
+
+    fn log(&self, result: Result<Decision, TickError>) -> bool {
+        match result {
             Ok(d) if d.changes_replicas() && self.dry_run => log::info!("{d} dry-run=not-patched"),
             Ok(d) => log::info!("{d}"),
             Err(e) => {

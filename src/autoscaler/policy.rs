@@ -69,6 +69,19 @@ pub struct Decision {
     pub action: Action,
 }
 
+impl Action {
+    /// As logs and metrics name it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Action::Up => "up",
+            Action::Down => "down",
+            Action::PendingDown { .. } => "pending-down",
+            Action::None => "none",
+            Action::Paused => "paused",
+        }
+    }
+}
+
 impl Decision {
     /// Whether the deployment must be patched to `target`.
     pub fn changes_replicas(&self) -> bool {

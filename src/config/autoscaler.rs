@@ -29,6 +29,9 @@ pub struct AutoscalerConfig {
     pub check_interval: Duration,
     /// The Kubernetes API and its credentials.
     pub kube: KubeTarget,
+    /// Port of `/healthz` and `/metrics` (`METRICS_PORT`, default 9090;
+    /// `off` for none).
+    pub metrics_port: Option<u16>,
     /// `LOG_LEVEL`, default info.
     pub log_level: log::LevelFilter,
 }
@@ -58,7 +61,8 @@ Environment (defaults in brackets):
   KUBE_API_URL [in a cluster: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT]
                  e.g. http://127.0.0.1:8001 behind `kubectl proxy`
   KUBE_TOKEN_FILE [in a cluster: the ServiceAccount token; else none]
-  KUBE_CA_FILE [in a cluster: the ServiceAccount ca.crt; else public roots]",
+  KUBE_CA_FILE [in a cluster: the ServiceAccount ca.crt; else public roots]
+  METRICS_PORT [9090]  /healthz, /readyz, /metrics (0: any free port; off)",
     shared_env_help!()
 );
 
@@ -88,6 +92,7 @@ impl AutoscalerConfig {
             policy,
             check_interval: Duration::from_secs(env.positive("CHECK_INTERVAL", 10)?),
             kube: KubeTarget::from_lookup(env)?,
+            metrics_port: env.metrics_port()?,
             log_level: env.log_level()?,
         })
     }

@@ -120,6 +120,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(crate::rate_limit::Rate { burst, per_sec })
     }
 
+    /// `METRICS_PORT`: a port (0 picks a free one), `off` for none; 9090.
+    fn metrics_port(&self) -> Result<Option<u16>, ConfigError> {
+        match self.0("METRICS_PORT").filter(|v| !v.is_empty()).as_deref() {
+            Some("off") => Ok(None),
+            _ => Ok(Some(self.parsed("METRICS_PORT", 9090, "a port number or off")?)),
+        }
+    }
+
     fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
         let expected = "a whole number greater than 0";
         let v = self.parsed(name, default, expected)?;

@@ -163,10 +163,7 @@ impl ServerConfig {
                 None
             },
             upgrade_legacy_hashes: env.switch("LEGACY_PASSWORD_UPGRADE", true)?,
-            metrics_port: match env.0("METRICS_PORT").filter(|v| !v.is_empty()).as_deref() {
-                Some("off") => None,
-                _ => Some(env.parsed("METRICS_PORT", 9090, "a port number or off")?),
-            },
+            metrics_port: env.metrics_port()?,
             log_level: env.log_level()?,
         })
     }

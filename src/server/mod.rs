@@ -10,7 +10,6 @@ mod groups;
 mod heartbeat;
 mod login_throttle;
 mod open_connections;
-mod ops_http;
 mod private_messages;
 mod session;
 mod user_thread;
@@ -180,7 +179,9 @@ impl Server {
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
         if let Some(port) = cfg.metrics_port {
             let bind = format!("{}:{port}", cfg.bind_addr);
-            ops_http::start(Arc::clone(&ctx), &bind).map_err(|source| StartError::Bind { addr: bind, source })?;
+            let probe = Arc::clone(&ctx);
+            crate::ops_http::start(&bind, move || readiness(&probe), || crate::metrics::METRICS.render())
+                .map_err(|source| StartError::Bind { addr: bind, source })?;
         }
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
         info!("listening on {addr} as pod {}", cfg.pod_id);
@@ -289,6 +290,17 @@ impl Server {
         }
         info!("stopped");
     }
+}
+
+/// Why the pod should get no new users, if it should not (`/readyz`):
+/// draining, or PostgreSQL or Redis not answering.
+fn readiness(ctx: &Context) -> Result<(), String> {
+    if ctx.is_draining() {
+        return Err("draining".into());
+    }
+    ctx.db.ping().map_err(|e| format!("PostgreSQL: {e}"))?;
+    ctx.presence.ping().map_err(|e| format!("Redis: {e}"))?;
+    Ok(())
 }
 
 fn refuse_full(mut stream: TcpStream) {

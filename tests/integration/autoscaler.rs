@@ -63,6 +63,7 @@ impl Users {
             .env("DEPLOYMENT_NAME", DEPLOYMENT)
             .env("KUBE_API_URL", &kube.url)
             .env("CHECK_INTERVAL", "1")
+            .env("METRICS_PORT", "0")
             .env("LOG_LEVEL", "info")
             .stdin(Stdio::null());
         if let Some(ca) = &kube.ca_file {
@@ -257,6 +258,13 @@ fn loop_follows_the_count_rereads_a_rotated_token_and_survives_a_500() {
     let log_text = || log.lock().unwrap().clone();
 
     wait_for("scale up to 2", Duration::from_secs(10), || kube.replicas() == 2);
+    // Its /metrics say what it saw and did.
+    let text = log_text();
+    let addr = text.split("health and metrics on http://").nth(1).expect("metrics address logged");
+    let port: u16 = addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    assert!(crate::ops::sample(port, "chatp_autoscaler_decisions_total", &[("action", "up")]) >= 1.0);
+    assert_eq!(crate::ops::sample(port, "chatp_autoscaler_users", &[]), 4.0);
+    assert_eq!(crate::ops::sample(port, "chatp_autoscaler_replicas", &[("of", "target")]), 2.0);
     kube.rotate_token("token-2");
     kube.fail_next(Some("GET"), 500);
     for name in &names[1..] {

@@ -15,7 +15,7 @@ pub mod client;
 mod faults;
 mod framing;
 mod groups;
-mod ops;
+pub mod ops;
 mod pods;
 mod private;
 mod proxy;

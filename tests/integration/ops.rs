@@ -19,7 +19,7 @@ fn ops_port(server: &ServerProc) -> u16 {
 }
 
 /// `GET path`: (status, body).
-fn get(port: u16, path: &str) -> (u16, String) {
+pub fn get(port: u16, path: &str) -> (u16, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
@@ -31,7 +31,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
 }
 
 /// A sample of `/metrics` with these labels (0 if absent).
-fn sample(port: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn sample(port: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
     let (status, body) = get(port, "/metrics");
     assert_eq!(status, 200);
     let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).expect("valid text format");
