@@ -217,13 +217,19 @@ impl OnlineCounter {
         OnlineCounter { connector, conn: None, keys }
     }
 
+    /// Opens the counter's connection on first use and after a failure.
+    fn connect(&mut self) -> RedisResult<()> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connector.connect().map_err(failed("connecting"))?);
+        }
+        Ok(())
+    }
+
     /// (pod, live sessions) for every pod with a heartbeat, read-only: the
     /// autoscaler marks the emptiest pods to be removed first.
     pub fn sessions_per_pod(&mut self) -> RedisResult<Vec<(String, u64)>> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(self.connector.connect().map_err(failed("connecting"))?),
-        };
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
         let flat: RedisResult<Vec<redis::Value>> = SESSIONS_PER_POD
             .key(self.keys.pods())
             .arg(self.keys.pod_alive(PLACEHOLDER))
@@ -243,10 +249,8 @@ impl OnlineCounter {
     /// Users online now, not counting those whose only pods stopped their
     /// heartbeat (the pods reap them; this only reads).
     pub fn count(&mut self) -> RedisResult<usize> {
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(self.connector.connect().map_err(failed("connecting"))?),
-        };
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
         match count_live(conn, &self.keys) {
             Ok((count, dead)) => {
                 if !dead.is_empty() {

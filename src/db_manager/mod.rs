@@ -21,7 +21,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
 use crate::protocol::{username_key, HISTORY_LIMIT};
-pub use resume::{Missed, Resumed, REPLAY_LIMIT};
+pub use resume::{Missed, Resumed};
 use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).
@@ -215,6 +215,9 @@ fn history_sql(table: &str, key: &str, filter: &str) -> String {
     )
 }
 
+/// Whether a user has the name `$1` or one that reads the same (key `$2`).
+const NAME_TAKEN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)";
+
 /// Longest a migration statement waits for a table lock.
 const MIGRATION_LOCK_TIMEOUT: &str = "500ms";
 
@@ -356,10 +359,7 @@ impl DbManager {
     /// Whether a user has this name or one that reads the same
     /// ([`username_key`]).
     pub fn username_taken(&self, username: &str) -> StoreResult<bool> {
-        let row = self.conn()?.query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)",
-            &[&username, &username_key(username)],
-        )?;
+        let row = self.conn()?.query_one(NAME_TAKEN_SQL, &[&username, &username_key(username)])?;
         Ok(row.get(0))
     }
 
@@ -371,10 +371,7 @@ impl DbManager {
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock(hashtext('user:' || $1))", &[&key])?;
-        let taken = tx.query_one(
-            "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)",
-            &[&username, &key],
-        )?;
+        let taken = tx.query_one(NAME_TAKEN_SQL, &[&username, &key])?;
         if taken.get(0) {
             return Ok(SignupOutcome::UsernameTaken);
         }

@@ -28,6 +28,20 @@ fn assert_history(w: &World, acked: &[String], refused: &[String]) {
     }
 }
 
+/// `a` on `p1` in a conversation with `b` on `p2`, one message ("before")
+/// already across: (a, a's connection, b's connection).
+fn conversation_across(p1: &ServerProc, p2: &ServerProc) -> (String, Client, Client) {
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = p2.connect();
+    cb.signup(&b, "pw");
+    let mut ca = p1.connect();
+    ca.signup(&a, "pw");
+    ca.open_conversation(&b);
+    assert!(send_dm(&mut ca, "before"));
+    cb.expect(&protocol::message(&a, "before"));
+    (a, ca, cb)
+}
+
 /// A user `a` in a conversation with another, `b`, on `server`: (a, a's
 /// connection).
 fn sender_in_a_conversation(server: &ServerProc) -> (String, Client) {
@@ -79,14 +93,7 @@ fn redis_going_silent_heals_cross_pod_delivery() {
     let proxy_port = proxy.port.to_string();
     let via_proxy = [FAST, &[("REDIS_PORT", proxy_port.as_str())]].concat();
     let (p1, p2) = (w.start_server_with(&via_proxy), w.start_server_with(&via_proxy));
-    let (a, b) = (unique("a"), unique("b"));
-    let mut cb = p2.connect();
-    cb.signup(&b, "pw");
-    let mut ca = p1.connect();
-    ca.signup(&a, "pw");
-    ca.open_conversation(&b);
-    assert!(send_dm(&mut ca, "before"));
-    cb.expect(&protocol::message(&a, "before"));
+    let (a, mut ca, mut cb) = conversation_across(&p1, &p2);
 
     // Every Redis connection of both pods goes silent (no FIN, no RST).
     proxy.freeze();
@@ -123,14 +130,7 @@ fn redis_stopped_for_ten_seconds_then_restarted_empty() {
     let (redis, port) = PrivateService::start("redis");
     let w = World::on(Services { redis_port: port, ..services() }, "faults");
     let (p1, p2) = (w.start_server_with(FAST), w.start_server_with(FAST));
-    let (a, b) = (unique("a"), unique("b"));
-    let mut cb = p2.connect();
-    cb.signup(&b, "pw");
-    let mut ca = p1.connect();
-    ca.signup(&a, "pw");
-    ca.open_conversation(&b);
-    assert!(send_dm(&mut ca, "before"));
-    cb.expect(&protocol::message(&a, "before"));
+    let (a, mut ca, mut cb) = conversation_across(&p1, &p2);
 
     redis.run("stop");
     let stopped = Instant::now();
