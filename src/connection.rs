@@ -44,16 +44,28 @@ impl std::fmt::Display for Ended {
 
 pub type Step<T = ()> = Result<T, Ended>;
 
-struct SharedStream(Arc<TcpStream>);
+/// The client's socket, read directly or through its TLS session.
+struct Incoming {
+    stream: Arc<TcpStream>,
+    outbox: Arc<Outbox>,
+}
 
-impl Read for SharedStream {
+impl Read for Incoming {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        let Some(tls) = self.outbox.tls() else {
+            return (&*self.stream).read(buf);
+        };
+        let read = tls.read(&self.stream, buf);
+        if tls.wants_write() {
+            // An alert or a key update to answer: the outbox sends it.
+            self.outbox.flush();
+        }
+        read
     }
 }
 
 pub struct Connection {
-    reader: BufReader<SharedStream>,
+    reader: BufReader<Incoming>,
     framer: LineFramer,
     outbox: Arc<Outbox>,
     /// Reads fail with [`Ended::TimedOut`] after this (authentication).
@@ -65,7 +77,7 @@ pub struct Connection {
 impl Connection {
     pub fn new(stream: Arc<TcpStream>, outbox: Arc<Outbox>) -> Self {
         Connection {
-            reader: BufReader::with_capacity(READ_BUFFER, SharedStream(stream)),
+            reader: BufReader::with_capacity(READ_BUFFER, Incoming { stream, outbox: Arc::clone(&outbox) }),
             framer: LineFramer::new(),
             outbox,
             deadline: None,
@@ -78,7 +90,7 @@ impl Connection {
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
         if deadline.is_none() {
-            let _ = self.reader.get_ref().0.set_read_timeout(None);
+            let _ = self.reader.get_ref().stream.set_read_timeout(None);
         }
     }
 
@@ -136,7 +148,7 @@ impl Connection {
                     if left.is_zero() {
                         return Err(Ended::TimedOut);
                     }
-                    let _ = self.reader.get_ref().0.set_read_timeout(Some(left));
+                    let _ = self.reader.get_ref().stream.set_read_timeout(Some(left));
                 }
                 // About to wait for the client: keep only a shallow stack.
                 crate::sys::release_unused_stack();

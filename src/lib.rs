@@ -38,3 +38,4 @@ pub mod redis_store;
 pub mod router;
 pub mod server;
 pub mod sys;
+pub mod tls;

@@ -30,6 +30,13 @@ pub struct Metrics {
     pub storage_errors: IntCounterVec,
     /// `chatp_hash_queue_depth`: passwords waiting for a hashing worker.
     pub hash_queue: IntGauge,
+    /// `chatp_tls_handshakes_total{result="ok"|"failed"|"timeout"}`
+    pub tls_handshakes: IntCounterVec,
+    /// `chatp_tls_certificate_reloads_total{result="ok"|"failed"}`
+    pub tls_reloads: IntCounterVec,
+    /// `chatp_sessions_ended_by_admin_total`: sessions closed because their
+    /// user was disabled, deleted or changed password.
+    pub admin_kicks: IntCounter,
 }
 
 fn labelled_counter(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
@@ -84,6 +91,27 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "service",
         ),
         hash_queue,
+        tls_handshakes: labelled_counter(
+            &registry,
+            "chatp_tls_handshakes_total",
+            "TLS handshakes on the chat port by result",
+            "result",
+        ),
+        tls_reloads: labelled_counter(
+            &registry,
+            "chatp_tls_certificate_reloads_total",
+            "Certificate files read again after a change, by result",
+            "result",
+        ),
+        admin_kicks: {
+            let c = IntCounter::new(
+                "chatp_sessions_ended_by_admin_total",
+                "Sessions closed because their user was disabled, deleted or changed password",
+            )
+            .expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("registered once");
+            c
+        },
         registry,
     }
 });

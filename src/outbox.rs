@@ -19,11 +19,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::tls::TlsSession;
 
 /// How long a client's own thread waits for room in its full queue before
 /// the client is declared stalled.
@@ -91,6 +93,9 @@ struct WriteState {
 /// The write side of one client connection.
 pub struct Outbox {
     stream: Arc<TcpStream>,
+    /// Set once the client's TLS handshake is done: lines are sealed into
+    /// records on their way out.
+    tls: OnceLock<Arc<TlsSession>>,
     /// Most the queue holds.
     limits: QueueLimits,
     state: Mutex<WriteState>,
@@ -107,6 +112,7 @@ impl Outbox {
     pub fn new(stream: Arc<TcpStream>, limits: QueueLimits, flusher: &Flusher, label: String) -> Arc<Self> {
         Arc::new(Outbox {
             stream,
+            tls: OnceLock::new(),
             limits: QueueLimits { lines: limits.lines.max(1), bytes: limits.bytes.max(1) },
             state: Mutex::new(WriteState::default()),
             room: Condvar::new(),
@@ -114,6 +120,16 @@ impl Outbox {
             label: Mutex::new(label),
             sessions: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// From now on lines go out through `tls` (set once, right after the
+    /// handshake, before any line is queued).
+    pub fn set_tls(&self, tls: Arc<TlsSession>) {
+        let _ = self.tls.set(tls);
+    }
+
+    pub fn tls(&self) -> Option<&Arc<TlsSession>> {
+        self.tls.get()
     }
 
     /// The client speaks protocol 2 (sessions, ids, resume).
@@ -225,6 +241,17 @@ impl Outbox {
                 }
                 if !w.pending.is_empty() {
                     self.room.notify_all();
+                }
+                if let Some(tls) = self.tls.get() {
+                    // Seal the batch, with any record rustls has waiting
+                    // (an alert, a key update) even when the batch is empty.
+                    let plain = std::mem::take(&mut w.pending);
+                    if let Err(e) = tls.seal(&plain, &mut w.pending) {
+                        let reason = format!("TLS write failed: {e}");
+                        drop(st);
+                        self.close(&reason);
+                        return;
+                    }
                 }
                 if w.queue.is_empty() && w.queue.capacity() > KEPT_QUEUE_CAPACITY {
                     w.queue = VecDeque::new();

@@ -95,11 +95,23 @@ pub struct RedisConnector {
 
 impl RedisConnector {
     pub fn new(cfg: &RedisConfig) -> RedisResult<Self> {
+        let addr = if cfg.tls {
+            redis::ConnectionAddr::TcpTls { host: cfg.host.clone(), port: cfg.port, insecure: false, tls_params: None }
+        } else {
+            redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
+        };
         let info = redis::ConnectionInfo {
-            addr: redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port),
+            addr,
             redis: redis::RedisConnectionInfo { password: cfg.password.clone(), ..Default::default() },
         };
-        let client = redis::Client::open(info).map_err(failed("reading its address"))?;
+        let client = match (&cfg.ca_file, cfg.tls) {
+            (Some(ca), true) => {
+                let root_cert = std::fs::read(ca).map_err(failed(format!("reading REDIS_CA_FILE {}", ca.display())))?;
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(info, certs).map_err(failed("setting up TLS"))?
+            }
+            _ => redis::Client::open(info).map_err(failed("reading its address"))?,
+        };
         Ok(RedisConnector { client })
     }
 

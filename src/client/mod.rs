@@ -12,19 +12,20 @@
 //! sees one line when the connection is lost and one when it is back.
 
 mod console;
+pub mod link;
 pub mod read_thread;
 pub mod render;
 pub mod write_thread;
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 pub use console::Console;
+pub use link::{Link, Target};
 use rand_core::RngCore;
 use render::{Place, Renderer};
 
@@ -108,7 +109,7 @@ pub enum Mode {
 
 /// State of one connection.
 pub struct Shared {
-    pub stream: TcpStream,
+    pub link: Arc<Link>,
     pub env: Env,
     /// The person asked to leave (bye at the menu, Ctrl-D, Ctrl-C).
     pub quitting: AtomicBool,
@@ -134,7 +135,7 @@ impl Shared {
     pub fn finish(&self) {
         self.done.store(true, Ordering::SeqCst);
         self.input_stop.store(true, Ordering::SeqCst);
-        let _ = self.stream.shutdown(Shutdown::Both);
+        self.link.shutdown();
     }
 
     pub fn say(&self, line: &str) {
@@ -160,53 +161,33 @@ impl Default for Options {
 const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
-/// `cannot connect to localhost:30080: connection refused`
-pub fn connect(host: &str, port: u16) -> Result<TcpStream, String> {
-    let fail = |why: String| format!("cannot connect to {host}:{port}: {why}");
-    let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(|_| fail("unknown host".into()))?.collect();
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = Some(e),
-        }
-    }
-    let why = match last {
-        Some(e) if e.kind() == io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
-        Some(e) if e.kind() == io::ErrorKind::TimedOut => "timed out".to_string(),
-        Some(e) => e.to_string(),
-        None => "no address".to_string(),
-    };
-    Err(fail(why))
-}
-
 /// Runs a session from its first connection until it ends, reconnecting
 /// and resuming while the server supports it.
-pub fn run(host: &str, port: u16, first: TcpStream, opts: Options) -> io::Result<Ending> {
+pub fn run(target: &Target, first: Arc<Link>, opts: Options) -> io::Result<Ending> {
     let env = Env {
         console: Arc::new(Console::new()),
         renderer: Arc::new(Mutex::new(Renderer::new())),
         continuity: Arc::new(Mutex::new(Continuity::default())),
         interrupted: Arc::new(AtomicBool::new(false)),
     };
-    let current: Arc<Mutex<Option<TcpStream>>> = Arc::new(Mutex::new(None));
+    let current: Arc<Mutex<Option<Arc<Link>>>> = Arc::new(Mutex::new(None));
     let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]).ok();
     if let Some(mut signals) = signals {
         let (interrupted, current) = (Arc::clone(&env.interrupted), Arc::clone(&current));
         thread::spawn(move || {
             if signals.forever().next().is_some() {
                 interrupted.store(true, Ordering::SeqCst);
-                if let Some(s) = current.lock().unwrap().as_ref() {
-                    let _ = s.shutdown(Shutdown::Both);
+                if let Some(link) = current.lock().unwrap().as_ref() {
+                    link.shutdown();
                 }
             }
         });
     }
-    let mut stream = first;
+    let mut link = first;
     let mut mode = Mode::Fresh;
     loop {
-        *current.lock().unwrap() = stream.try_clone().ok();
-        let ending = run_connection(stream, mode, &env)?;
+        *current.lock().unwrap() = Some(Arc::clone(&link));
+        let ending = run_connection(link, mode, &env)?;
         if env.interrupted.load(Ordering::SeqCst) {
             if ending == Ending::ServerLost {
                 env.console.print(&["Goodbye!".to_string()], false);
@@ -228,9 +209,9 @@ pub fn run(host: &str, port: u16, first: TcpStream, opts: Options) -> io::Result
             return Ok(Ending::ServerLost);
         }
         env.console.print(&["⚠ Connection lost; reconnecting…".to_string()], false);
-        match reconnect(host, port, opts, &env.interrupted) {
-            Some(s) => {
-                stream = s;
+        match reconnect(target, opts, &env) {
+            Some(l) => {
+                link = l;
                 mode = Mode::Resume;
             }
             None => {
@@ -245,14 +226,21 @@ pub fn run(host: &str, port: u16, first: TcpStream, opts: Options) -> io::Result
 /// Tries to connect until `opts.reconnect_for` has passed: exponential
 /// backoff from [`BACKOFF_BASE`] to [`BACKOFF_CAP`], each wait a random
 /// time up to the step.
-fn reconnect(host: &str, port: u16, opts: Options, interrupted: &AtomicBool) -> Option<TcpStream> {
+fn reconnect(target: &Target, opts: Options, env: &Env) -> Option<Arc<Link>> {
     let deadline = Instant::now() + opts.reconnect_for;
     let mut step = BACKOFF_BASE;
-    while Instant::now() < deadline && !interrupted.load(Ordering::SeqCst) {
+    let mut said = None;
+    while Instant::now() < deadline && !env.interrupted.load(Ordering::SeqCst) {
         let jitter = rand_core::OsRng.next_u64() % (step.as_millis() as u64 + 1);
         thread::sleep(Duration::from_millis(jitter).min(deadline.saturating_duration_since(Instant::now())));
-        if let Ok(s) = connect(host, port) {
-            return Some(s);
+        match target.connect() {
+            Ok(link) => return Some(link),
+            // A certificate problem will not pass by itself: say it once.
+            Err(why) if why.starts_with("TLS") && said.as_ref() != Some(&why) => {
+                env.console.print(&[format!("⚠ {why}")], false);
+                said = Some(why);
+            }
+            Err(_) => {}
         }
         step = (step * 2).min(BACKOFF_CAP);
     }
@@ -260,11 +248,10 @@ fn reconnect(host: &str, port: u16, opts: Options, interrupted: &AtomicBool) -> 
 }
 
 /// Runs one connection until it ends.
-fn run_connection(stream: TcpStream, mode: Mode, env: &Env) -> io::Result<Ending> {
-    let _ = stream.set_nodelay(true);
-    let read_stream = stream.try_clone()?;
+fn run_connection(link: Arc<Link>, mode: Mode, env: &Env) -> io::Result<Ending> {
+    let read_stream = link.reader();
     let shared = Arc::new(Shared {
-        stream,
+        link,
         env: env.clone(),
         quitting: AtomicBool::new(false),
         abandoned: AtomicBool::new(false),

@@ -3,7 +3,6 @@
 //! (token, ids shown, messages awaiting their acknowledgement).
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel::Sender;
@@ -11,9 +10,10 @@ use crossbeam_channel::Sender;
 use crate::protocol::{self, ServerLine};
 
 use super::render::{Place, Screen};
+use super::link::LinkReader;
 use super::{AuthEvent, Ending, Shared};
 
-pub fn run(shared: &Shared, stream: TcpStream, auth: Sender<AuthEvent>) -> Ending {
+pub fn run(shared: &Shared, stream: LinkReader, auth: Sender<AuthEvent>) -> Ending {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {

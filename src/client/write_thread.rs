@@ -1,7 +1,6 @@
 //! `WriteThread`: the authentication dialogue (or a resume), then every
 //! typed line to the server.
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -50,7 +49,7 @@ pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
     if shared.draining.load(Ordering::SeqCst) && !shared.done.load(Ordering::SeqCst) {
         // The server drains: close our side; it answers what we sent, then
         // closes, and the session resumes elsewhere.
-        let _ = shared.stream.shutdown(std::net::Shutdown::Write);
+        shared.link.close_write();
         return;
     }
     // Ctrl-D (or the connection ended): leave, unless the connection ended
@@ -92,7 +91,7 @@ fn checked(shared: &Shared, screen: &Screen, line: String) -> Option<String> {
 }
 
 fn send(shared: &Shared, line: &str) -> Option<()> {
-    (&shared.stream).write_all(format!("{line}\n").as_bytes()).ok()
+    shared.link.write_line(line).ok()
 }
 
 /// Waits for the next authentication event; `None` if the session ended.

@@ -11,7 +11,9 @@ use std::fmt;
 
 pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
-pub use server::{default_hash_workers, DbConfig, RateLimits, ServerConfig, SERVER_ENV_HELP};
+pub use server::{
+    default_hash_workers, DbConfig, RateLimits, Registration, ServerConfig, SslMode, TlsListen, SERVER_ENV_HELP,
+};
 
 /// Redis connection (`REDIS_*`).
 #[derive(Debug, Clone)]
@@ -26,6 +28,11 @@ pub struct RedisConfig {
     /// so several chatp deployments can share one Redis. Empty keeps the
     /// original key names (`online_users`).
     pub key_prefix: String,
+    /// Connect with TLS (`REDIS_TLS`, default off), checking the
+    /// certificate against `REDIS_CA_FILE` or the system's roots.
+    pub tls: bool,
+    /// `REDIS_CA_FILE`: PEM CA file for `REDIS_TLS`.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisConfig {
@@ -35,6 +42,8 @@ impl RedisConfig {
             port: env.parsed("REDIS_PORT", 6379, "a port number")?,
             password: env.0("REDIS_PASSWORD").filter(|p| !p.is_empty()),
             key_prefix: env.string("REDIS_KEY_PREFIX", ""),
+            tls: env.switch("REDIS_TLS", false)?,
+            ca_file: env.0("REDIS_CA_FILE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from),
         })
     }
 }
@@ -45,6 +54,7 @@ macro_rules! shared_env_help {
     () => {
         "
   REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_PASSWORD [empty: none]
+  REDIS_TLS [off]  REDIS_CA_FILE [system roots]  TLS to Redis, checked
   REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel; must be
                              the same for chat_server and chat_autoscaler
   LOG_LEVEL [info]   off, error, warn, info, debug"
@@ -126,6 +136,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             Some("off") => Ok(None),
             _ => Ok(Some(self.parsed("METRICS_PORT", 9090, "a port number or off")?)),
         }
+    }
+
+    /// One of a fixed set of words (case-insensitive).
+    fn choice<T: Copy>(&self, name: &str, default: T, words: &[(&str, T)]) -> Result<T, ConfigError> {
+        let Some(v) = self.0(name).filter(|v| !v.is_empty()) else { return Ok(default) };
+        let wanted = v.trim().to_ascii_lowercase();
+        words.iter().find(|(w, _)| *w == wanted).map(|(_, t)| *t).ok_or_else(|| {
+            let names: Vec<&str> = words.iter().map(|(w, _)| *w).collect();
+            ConfigError::new(name, &v, &format!("one of {}", names.join(", ")))
+        })
     }
 
     fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {

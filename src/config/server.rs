@@ -1,9 +1,11 @@
 //! `chat_server`'s configuration.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{shared_env_help, ConfigError, Env, RedisConfig};
 use crate::rate_limit::Rate;
+use crate::tls::{CertFiles, Check, Trust};
 
 /// Everything `chat_server` needs to start.
 #[derive(Debug, Clone)]
@@ -67,6 +69,90 @@ pub struct ServerConfig {
     pub metrics_port: Option<u16>,
     /// Log level (`LOG_LEVEL`: error, warn, info, debug; default info).
     pub log_level: log::LevelFilter,
+    /// The TLS port, when `TLS_CERT_FILE` and `TLS_KEY_FILE` are set.
+    pub tls: Option<TlsListen>,
+    /// Serve the plaintext port too (`PLAINTEXT`, `on` by default; `off`
+    /// needs TLS).
+    pub plaintext: bool,
+    /// Who may sign up (`REGISTRATION`: `open`, `invite`, `closed`).
+    pub registration: Registration,
+}
+
+/// chat_server's TLS port.
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    /// `TLS_CERT_FILE` (PEM chain, leaf first) and `TLS_KEY_FILE` (PEM).
+    pub files: CertFiles,
+    /// `TLS_PORT`, default 30443 (0 picks a free one).
+    pub port: u16,
+    /// How often the files are checked for a new certificate
+    /// (`TLS_RELOAD_SECS`, default 10).
+    pub reload_every: Duration,
+    /// A handshake not finished within this is dropped
+    /// (`TLS_HANDSHAKE_SECS`, default 10; never more than the login time).
+    pub handshake_timeout: Duration,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone who reaches the port (the original behaviour).
+    Open,
+    /// A signup needs a one-time invite code (`chat_admin invite`).
+    Invite,
+    /// Only `chat_admin add-user` creates accounts.
+    Closed,
+}
+
+impl Registration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Invite => "invite",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
+/// How PostgreSQL connections use TLS (`DB_SSLMODE`, as libpq).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plaintext only.
+    Disable,
+    /// TLS when the server offers it, unchecked; plaintext otherwise (the
+    /// default, as libpq's).
+    Prefer,
+    /// TLS or nothing; the certificate is checked against
+    /// `DB_SSLROOTCERT` if that is set (as libpq), not otherwise.
+    Require,
+    /// TLS, certificate signed by a trusted CA.
+    VerifyCa,
+    /// TLS, certificate signed by a trusted CA and issued for `DB_HOST`.
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    /// What the certificate check is, given the root file (`None`: no TLS).
+    pub fn check(self, root_cert: Option<&PathBuf>) -> Option<Check> {
+        match self {
+            SslMode::Disable => None,
+            SslMode::Prefer => Some(Check::Nothing),
+            SslMode::Require if root_cert.is_some() => Some(Check::Authority),
+            SslMode::Require => Some(Check::Nothing),
+            SslMode::VerifyCa => Some(Check::Authority),
+            SslMode::VerifyFull => Some(Check::AuthorityAndName),
+        }
+    }
 }
 
 /// Per-session rate limits (a burst, then a rate per second).
@@ -99,6 +185,19 @@ pub struct DbConfig {
     pub password: String,
     /// Connections in the pool (`DB_POOL_SIZE`, default 16).
     pub pool_size: u32,
+    /// `DB_SSLMODE`: disable, prefer (default), require, verify-ca,
+    /// verify-full.
+    pub sslmode: SslMode,
+    /// `DB_SSLROOTCERT`: the CA file (PEM) certificates are checked
+    /// against; the system's roots when unset.
+    pub sslrootcert: Option<PathBuf>,
+}
+
+impl DbConfig {
+    /// Whom the certificate checks trust.
+    pub fn trust(&self) -> Trust {
+        crate::tls::client_config::trust_from(self.sslrootcert.as_deref())
+    }
 }
 
 /// The variables `chat_server --help` lists, with their defaults.
@@ -107,6 +206,8 @@ pub const SERVER_ENV_HELP: &str = concat!(
 Environment (defaults in brackets):
   DB_HOST [localhost]  DB_PORT [5432]  DB_NAME [chatdb]
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
+  DB_SSLMODE [prefer]  disable, prefer, require, verify-ca, verify-full
+  DB_SSLROOTCERT [system roots]  CA file (PEM) for the verify modes
   HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
   OUTBOUND_QUEUE_BYTES [262144]  PRESENCE_TTL_SECS [15]
@@ -117,7 +218,11 @@ Environment (defaults in brackets):
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
   LINE_RATE [20]   bursts in lines, rates in lines per second
   LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes
-  METRICS_PORT [9090]  /healthz, /readyz, /metrics (0: any free port; off)",
+  METRICS_PORT [9090]  /healthz, /readyz, /metrics (0: any free port; off)
+  TLS_CERT_FILE, TLS_KEY_FILE [unset]  PEM files; both set: a TLS port
+  TLS_PORT [30443]  TLS_RELOAD_SECS [10]  TLS_HANDSHAKE_SECS [10]
+  PLAINTEXT [on]  off: no plaintext port (needs TLS)
+  REGISTRATION [open]  open, invite (signup needs a code), closed",
     shared_env_help!()
 );
 
@@ -138,6 +243,18 @@ impl ServerConfig {
                 user: env.string("DB_USER", "chatuser"),
                 password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
                 pool_size: env.positive("DB_POOL_SIZE", 16)? as u32,
+                sslmode: env.choice(
+                    "DB_SSLMODE",
+                    SslMode::Prefer,
+                    &[
+                        ("disable", SslMode::Disable),
+                        ("prefer", SslMode::Prefer),
+                        ("require", SslMode::Require),
+                        ("verify-ca", SslMode::VerifyCa),
+                        ("verify-full", SslMode::VerifyFull),
+                    ],
+                )?,
+                sslrootcert: env.0("DB_SSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from),
             },
             redis: RedisConfig::from_lookup(env)?,
             pod_id: env.string("HOSTNAME", &format!("chat-server-{}", std::process::id())),
@@ -165,8 +282,37 @@ impl ServerConfig {
             upgrade_legacy_hashes: env.switch("LEGACY_PASSWORD_UPGRADE", true)?,
             metrics_port: env.metrics_port()?,
             log_level: env.log_level()?,
+            tls: tls_listen(env)?,
+            plaintext: env.switch("PLAINTEXT", true)?,
+            registration: env.choice(
+                "REGISTRATION",
+                Registration::Open,
+                &[("open", Registration::Open), ("invite", Registration::Invite), ("closed", Registration::Closed)],
+            )?,
+        })
+        .and_then(|c: ServerConfig| {
+            if !c.plaintext && c.tls.is_none() {
+                return Err(ConfigError::new("PLAINTEXT", "off", "on unless TLS_CERT_FILE and TLS_KEY_FILE are set"));
+            }
+            Ok(c)
         })
     }
+}
+
+fn tls_listen<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<TlsListen>, ConfigError> {
+    let path = |name: &str| env.0(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let (cert, key) = match (path("TLS_CERT_FILE"), path("TLS_KEY_FILE")) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) => return Err(ConfigError::new("TLS_KEY_FILE", "", "set, as TLS_CERT_FILE is")),
+        (None, Some(_)) => return Err(ConfigError::new("TLS_CERT_FILE", "", "set, as TLS_KEY_FILE is")),
+    };
+    Ok(Some(TlsListen {
+        files: CertFiles { cert, key },
+        port: env.parsed("TLS_PORT", 30443, "a port number")?,
+        reload_every: Duration::from_secs(env.positive("TLS_RELOAD_SECS", 10)?),
+        handshake_timeout: Duration::from_secs(env.positive("TLS_HANDSHAKE_SECS", 10)?),
+    }))
 }
 
 /// Memory each hashing worker keeps (Argon2id's 19 MiB work area) plus
@@ -221,6 +367,27 @@ mod tests {
         assert_eq!(config(&[("LINE_RATE", "0")]).unwrap_err().variable, "LINE_RATE");
         assert_eq!(config(&[("MESSAGE_BURST", "0.5")]).unwrap_err().variable, "MESSAGE_BURST");
         assert!((1..=4).contains(&config(&[]).unwrap().hash_workers));
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_plaintext_off_needs_tls() {
+        assert!(config(&[]).unwrap().tls.is_none());
+        let c = config(&[("TLS_CERT_FILE", "/c.pem"), ("TLS_KEY_FILE", "/k.pem"), ("PLAINTEXT", "off")]).unwrap();
+        assert_eq!(c.tls.unwrap().port, 30443);
+        assert!(!c.plaintext);
+        assert_eq!(config(&[("TLS_CERT_FILE", "/c.pem")]).unwrap_err().variable, "TLS_KEY_FILE");
+        assert_eq!(config(&[("PLAINTEXT", "off")]).unwrap_err().variable, "PLAINTEXT");
+    }
+
+    #[test]
+    fn registration_and_sslmode_take_their_words() {
+        assert_eq!(config(&[]).unwrap().registration, Registration::Open);
+        assert_eq!(config(&[("REGISTRATION", "invite")]).unwrap().registration, Registration::Invite);
+        let e = config(&[("REGISTRATION", "sometimes")]).unwrap_err();
+        assert_eq!(e.to_string(), "REGISTRATION=\"sometimes\" is not valid: expected one of open, invite, closed");
+        assert_eq!(config(&[]).unwrap().db.sslmode, SslMode::Prefer);
+        assert_eq!(config(&[("DB_SSLMODE", "verify-full")]).unwrap().db.sslmode, SslMode::VerifyFull);
+        assert_eq!(config(&[("DB_SSLMODE", "allow")]).unwrap_err().variable, "DB_SSLMODE");
     }
 
     #[test]

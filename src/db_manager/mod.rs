@@ -8,6 +8,7 @@
 //! the messages of many senders in one statement.
 
 mod resume;
+mod target;
 mod writer;
 
 use std::fmt;
@@ -15,13 +16,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use postgres::error::SqlState;
-use postgres::NoTls;
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
 use crate::protocol::{username_key, HISTORY_LIMIT};
 pub use resume::{Missed, Resumed};
+pub use target::PgTarget;
 use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).
@@ -37,10 +38,7 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a statement waits for a lock (`lock_timeout`).
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection whose data goes unacknowledged this long is dead.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
-
-type Manager = PostgresConnectionManager<NoTls>;
+type Manager = PostgresConnectionManager<target::Tls>;
 type Conn = PooledConnection<Manager>;
 
 #[derive(Debug)]
@@ -55,6 +53,8 @@ pub enum StoreError {
     /// A statement of the message writer failed (its error, as text: the
     /// writer answers every sender of a group with it).
     Writer(String),
+    /// TLS to PostgreSQL cannot be set up (`DB_SSLROOTCERT` unusable).
+    Tls(String),
     /// The message writer has stopped (the server is shutting down), or
     /// the message waited too long in its queue and was cancelled unwritten.
     WriterStopped,
@@ -81,6 +81,7 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable(e) => write!(f, "PostgreSQL unavailable: {e}"),
             StoreError::Query(e) => write!(f, "PostgreSQL statement failed: {e}"),
             StoreError::Writer(e) => write!(f, "PostgreSQL statement failed: {e}"),
+            StoreError::Tls(e) => write!(f, "{e}"),
             StoreError::WriterStopped => write!(f, "the message writer is not answering"),
             StoreError::OutcomeUnknown => write!(f, "PostgreSQL went away during COMMIT; outcome unknown"),
         }
@@ -92,7 +93,7 @@ impl std::error::Error for StoreError {
         match self {
             StoreError::Unavailable(e) => Some(e),
             StoreError::Query(e) | StoreError::Connect(e) => Some(e),
-            StoreError::Writer(_) | StoreError::WriterStopped | StoreError::OutcomeUnknown => None,
+            StoreError::Writer(_) | StoreError::Tls(_) | StoreError::WriterStopped | StoreError::OutcomeUnknown => None,
         }
     }
 }
@@ -263,33 +264,11 @@ fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Erro
 
 impl DbManager {
     /// Connects, checks one connection and applies the schema.
-    pub fn connect(cfg: &DbConfig) -> StoreResult<Self> {
-        let mut pg = postgres::Config::new();
-        pg.host(&cfg.host)
-            .port(cfg.port)
-            .dbname(&cfg.name)
-            .user(&cfg.user)
-            .password(&cfg.password)
-            .application_name("chat_server")
-            .connect_timeout(Duration::from_secs(5))
-            // A PostgreSQL that hangs (locks, failover, a black hole) costs a
-            // request seconds, never a thread for ever: statements and lock
-            // waits are cut short by the server, a silent socket by the
-            // kernel (keepalive, and TCP_USER_TIMEOUT for unacknowledged
-            // data).
-            .options(&format!(
-                "-c statement_timeout={}s -c lock_timeout={}s -c idle_in_transaction_session_timeout=60s",
-                STATEMENT_TIMEOUT.as_secs(),
-                LOCK_TIMEOUT.as_secs()
-            ))
-            .keepalives(true)
-            .keepalives_idle(Duration::from_secs(10))
-            .keepalives_interval(Duration::from_secs(3))
-            .keepalives_retries(3)
-            .tcp_user_timeout(SOCKET_TIMEOUT);
+    pub fn connect(cfg: &DbConfig, application: &str) -> StoreResult<Self> {
+        let target = PgTarget::new(cfg, application).map_err(StoreError::Tls)?;
         // One connection first, for the real cause if it fails (the pool
         // would only say it timed out).
-        pg.connect(NoTls).map_err(StoreError::Connect)?;
+        target.connect().map_err(StoreError::Connect)?;
         let pool = Pool::builder()
             .max_size(cfg.pool_size)
             .min_idle(Some(1))
@@ -300,9 +279,9 @@ impl DbManager {
             .test_on_check_out(true)
             // Failures surface as our own errors, once, with context.
             .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build(PostgresConnectionManager::new(pg.clone(), NoTls))
+            .build(PostgresConnectionManager::new(target.config.clone(), target.tls.clone()))
             .map_err(StoreError::Unavailable)?;
-        let db = DbManager { pool, writer: Arc::new(Writer::start(pg)) };
+        let db = DbManager { pool, writer: Arc::new(Writer::start(target)) };
         db.apply_schema()?;
         db.fill_username_keys()?;
         Ok(db)

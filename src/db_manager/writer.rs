@@ -25,7 +25,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use postgres::{NoTls, Statement};
+use postgres::Statement;
+
+use super::PgTarget;
 
 use super::{StoreError, StoreResult};
 
@@ -85,7 +87,7 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the thread; it connects on first use.
-    pub fn start(pg: postgres::Config) -> Writer {
+    pub fn start(pg: PgTarget) -> Writer {
         let (jobs, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
         let thread = thread::Builder::new()
             .name("db-writer".into())
@@ -161,8 +163,8 @@ fn kind_of(m: &Message) -> usize {
 }
 
 impl Conn {
-    fn open(pg: &postgres::Config) -> Result<Conn, postgres::Error> {
-        let mut client = pg.connect(NoTls)?;
+    fn open(pg: &PgTarget) -> Result<Conn, postgres::Error> {
+        let mut client = pg.connect()?;
         let private = client.prepare(INSERT_PRIVATE)?;
         let broadcast = client.prepare(INSERT_BROADCAST)?;
         let row = client.query_one(
@@ -246,7 +248,7 @@ impl Conn {
     }
 }
 
-fn run(pg: &postgres::Config, rx: &Receiver<Job>) {
+fn run(pg: &PgTarget, rx: &Receiver<Job>) {
     let mut conn: Option<Conn> = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -264,7 +266,7 @@ fn run(pg: &postgres::Config, rx: &Receiver<Job>) {
 }
 
 /// Writes one kind's jobs and answers each sender.
-fn write(slot: &mut Option<Conn>, pg: &postgres::Config, jobs: Vec<Job>) {
+fn write(slot: &mut Option<Conn>, pg: &PgTarget, jobs: Vec<Job>) {
     if slot.as_mut().is_some_and(|c| !c.usable()) {
         *slot = None;
     }
@@ -326,7 +328,7 @@ fn is_timeout(e: &postgres::Error) -> bool {
 /// commit), then the group's rows are looked for after the last id known
 /// before it. `Ok(ids)`: all there (stored); `Err`: none there (not stored)
 /// or no answer ([`StoreError::OutcomeUnknown`]).
-fn resolve(pg: &postgres::Config, doubt: &InDoubt, jobs: &[Job]) -> StoreResult<Vec<i64>> {
+fn resolve(pg: &PgTarget, doubt: &InDoubt, jobs: &[Job]) -> StoreResult<Vec<i64>> {
     let deadline = Instant::now() + RESOLVE_FOR;
     let mut wait = Duration::from_millis(100);
     loop {
@@ -358,8 +360,8 @@ fn resolve(pg: &postgres::Config, doubt: &InDoubt, jobs: &[Job]) -> StoreResult<
 
 /// The ids of `jobs`' rows after `doubt.after_id`, in `jobs`' order (as
 /// many as were found); `None` while the old backend is still running.
-fn find_rows(pg: &postgres::Config, doubt: &InDoubt, jobs: &[Job]) -> Result<Option<Vec<i64>>, postgres::Error> {
-    let mut c = pg.connect(NoTls)?;
+fn find_rows(pg: &PgTarget, doubt: &InDoubt, jobs: &[Job]) -> Result<Option<Vec<i64>>, postgres::Error> {
+    let mut c = pg.connect()?;
     c.execute("SELECT pg_terminate_backend($1)", &[&doubt.backend_pid])?;
     let alive: bool =
         c.query_one("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", &[&doubt.backend_pid])?.get(0);

@@ -18,14 +18,14 @@ use std::fmt;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::{error, info, warn};
 
-use crate::config::{RateLimits, ServerConfig};
+use crate::config::{RateLimits, Registration, ServerConfig};
 use crate::db_manager::{DbManager, StoreError};
 use crate::outbox::Flusher;
 use crate::passwords::PasswordHasher;
@@ -68,6 +68,10 @@ pub struct Context {
     /// SIGTERM came: connections are finishing.
     pub draining: AtomicBool,
     pub resume_ttl: Duration,
+    /// Who may sign up.
+    pub registration: Registration,
+    /// A TLS handshake not done within this is dropped.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Context {
@@ -82,6 +86,7 @@ pub enum StartError {
     Postgres { addr: String, source: StoreError },
     Redis { addr: String, source: RedisError },
     Bind { addr: String, source: std::io::Error },
+    Tls(String),
 }
 
 impl fmt::Display for StartError {
@@ -90,6 +95,7 @@ impl fmt::Display for StartError {
             StartError::Postgres { addr, source } => write!(f, "cannot reach PostgreSQL at {addr}: {source}"),
             StartError::Redis { addr, source } => write!(f, "cannot reach Redis at {addr}: {source}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Tls(e) => write!(f, "cannot serve TLS: {e}"),
         }
     }
 }
@@ -100,24 +106,32 @@ impl std::error::Error for StartError {}
 #[derive(Clone)]
 pub struct StopHandle {
     flag: Arc<AtomicBool>,
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
 }
 
 impl StopHandle {
     pub fn stop(&self) {
         if !self.flag.swap(true, Ordering::SeqCst) {
-            // Wake the blocking accept with a connection to ourselves.
-            let mut addr = self.addr;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            // Wake each blocking accept with a connection to ourselves.
+            for addr in &self.addrs {
+                let mut addr = *addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
             }
-            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
         }
     }
 }
 
-pub struct Server {
+/// A listening port: plaintext, or TLS with its configuration.
+struct Port {
     listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+pub struct Server {
+    ports: Vec<Port>,
     ctx: Arc<Context>,
     stop: Arc<AtomicBool>,
     pubsub: Listener,
@@ -133,7 +147,7 @@ impl Server {
         crate::sys::raise_open_files_limit();
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
         let db =
-            DbManager::connect(&cfg.db).map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+            DbManager::connect(&cfg.db, "chat_server").map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
         let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
@@ -154,8 +168,19 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let pubsub = Listener::start(connector, keys, Arc::clone(&router), Arc::clone(&presence), Arc::clone(&stop))
             .map_err(redis_err)?;
-        let bind = format!("{}:{}", cfg.bind_addr, cfg.port);
-        let listener = TcpListener::bind(&bind).map_err(|source| StartError::Bind { addr: bind.clone(), source })?;
+        let bind = |port: u16| {
+            let addr = format!("{}:{port}", cfg.bind_addr);
+            TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })
+        };
+        let mut ports = Vec::new();
+        if let Some(tls) = &cfg.tls {
+            let cert = crate::tls::ReloadingCert::load(tls.files.clone()).map_err(StartError::Tls)?;
+            cert.watch(tls.reload_every);
+            ports.push(Port { listener: bind(tls.port)?, tls: Some(cert.server_config()) });
+        }
+        if cfg.plaintext {
+            ports.push(Port { listener: bind(cfg.port)?, tls: None });
+        }
         let ctx = Arc::new(Context {
             db,
             router,
@@ -175,6 +200,8 @@ impl Server {
             session_rows: Default::default(),
             draining: AtomicBool::new(false),
             resume_ttl: cfg.resume_ttl,
+            registration: cfg.registration,
+            tls_handshake_timeout: cfg.tls.as_ref().map_or(Duration::ZERO, |t| t.handshake_timeout.min(cfg.auth_timeout)),
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
         if let Some(port) = cfg.metrics_port {
@@ -183,75 +210,57 @@ impl Server {
             crate::ops_http::start(&bind, move || readiness(&probe), || crate::metrics::METRICS.render())
                 .map_err(|source| StartError::Bind { addr: bind, source })?;
         }
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: bind, source })?;
-        info!("listening on {addr} as pod {}", cfg.pod_id);
+        for port in &ports {
+            let addr = port.listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.bind_addr.clone(), source })?;
+            let tls = if port.tls.is_some() { " (TLS)" } else { "" };
+            info!("listening on {addr}{tls} as pod {}", cfg.pod_id);
+        }
+        if !cfg.plaintext {
+            info!("plaintext port off (PLAINTEXT=off): TLS clients only");
+        }
         info!(
-            "limits: {} hashing workers, login within {:?}, {} failed logins per connection, rate limits {}",
+            "limits: {} hashing workers, login within {:?}, {} failed logins per connection, rate limits {}; \
+             registration {}",
             cfg.hash_workers,
             cfg.auth_timeout,
             cfg.login_attempts_per_connection,
-            if cfg.limits.is_some() { "on" } else { "off" }
+            if cfg.limits.is_some() { "on" } else { "off" },
+            cfg.registration.as_str(),
         );
-        Ok(Server { listener, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections, drain: cfg.drain })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        Ok(Server { ports, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections, drain: cfg.drain })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle { flag: Arc::clone(&self.stop), addr: self.local_addr() }
+        let addrs = self.ports.iter().filter_map(|p| p.listener.local_addr().ok()).collect();
+        StopHandle { flag: Arc::clone(&self.stop), addrs }
     }
 
     /// Serves until stopped, then disconnects everyone, leaves presence and
     /// joins every thread it started.
     pub fn run(self) {
         let live = Arc::new(AtomicUsize::new(0));
-        let mut threads: Vec<JoinHandle<()>> = Vec::new();
-        let mut backoff = Duration::from_millis(10);
-        while !self.stop.load(Ordering::SeqCst) {
-            let (stream, peer) = match self.listener.accept() {
-                Ok(c) => {
-                    backoff = Duration::from_millis(10);
-                    c
-                }
-                Err(e) => {
-                    error!("accept failed: {e}; retrying in {backoff:?}");
-                    thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
-                    continue;
-                }
-            };
-            if self.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            if live.load(Ordering::SeqCst) >= self.max_connections {
-                warn!("refused {peer}: {} connections already", self.max_connections);
-                refuse_full(stream);
-                continue;
-            }
-            if threads.len() > 64 && threads.len() > 2 * live.load(Ordering::SeqCst) {
-                threads.retain(|h| !h.is_finished());
-            }
-            live.fetch_add(1, Ordering::SeqCst);
-            let ctx = Arc::clone(&self.ctx);
-            let live_count = Arc::clone(&live);
-            let spawned =
-                thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
-                    user_thread::run(&ctx, stream, peer);
-                    live_count.fetch_sub(1, Ordering::SeqCst);
-                });
-            match spawned {
-                Ok(h) => threads.push(h),
-                Err(e) => {
-                    live.fetch_sub(1, Ordering::SeqCst);
-                    error!("cannot start a thread for {peer}: {e}");
-                }
-            }
+        let threads: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let acceptors: Vec<JoinHandle<()>> = self
+            .ports
+            .into_iter()
+            .map(|port| {
+                let accept = Acceptor {
+                    ctx: Arc::clone(&self.ctx),
+                    stop: Arc::clone(&self.stop),
+                    live: Arc::clone(&live),
+                    threads: Arc::clone(&threads),
+                    max_connections: self.max_connections,
+                };
+                thread::Builder::new().name("accept".into()).spawn(move || accept.run(port)).expect("spawn acceptor")
+            })
+            .collect();
+        // Each acceptor drops its listener when it stops: a client
+        // reconnecting now must reach another pod, not wait in this one's
+        // backlog.
+        for a in acceptors {
+            let _ = a.join();
         }
-        // Stop accepting at once: a client reconnecting now must reach
-        // another pod, not wait in this one's backlog.
-        drop(self.listener);
+        let threads = std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner()));
         info!("draining {} connections (up to {:?})", live.load(Ordering::SeqCst), self.drain);
         self.ctx.draining.store(true, Ordering::SeqCst);
         self.ctx.connections.drain();
@@ -289,6 +298,65 @@ impl Server {
             Err(_) => warn!("context still shared at shutdown"),
         }
         info!("stopped");
+    }
+}
+
+/// Accepts on one port until the server stops.
+struct Acceptor {
+    ctx: Arc<Context>,
+    stop: Arc<AtomicBool>,
+    live: Arc<AtomicUsize>,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    max_connections: usize,
+}
+
+impl Acceptor {
+    fn run(self, port: Port) {
+        let mut backoff = Duration::from_millis(10);
+        while !self.stop.load(Ordering::SeqCst) {
+            let (stream, peer) = match port.listener.accept() {
+                Ok(c) => {
+                    backoff = Duration::from_millis(10);
+                    c
+                }
+                Err(e) => {
+                    error!("accept failed: {e}; retrying in {backoff:?}");
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            if self.live.load(Ordering::SeqCst) >= self.max_connections {
+                warn!("refused {peer}: {} connections already", self.max_connections);
+                if port.tls.is_none() {
+                    refuse_full(stream);
+                }
+                continue;
+            }
+            let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+            if threads.len() > 64 && threads.len() > 2 * self.live.load(Ordering::SeqCst) {
+                threads.retain(|h| !h.is_finished());
+            }
+            self.live.fetch_add(1, Ordering::SeqCst);
+            let ctx = Arc::clone(&self.ctx);
+            let live_count = Arc::clone(&self.live);
+            let tls = port.tls.clone();
+            let spawned =
+                thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
+                    user_thread::run(&ctx, stream, peer, tls);
+                    live_count.fetch_sub(1, Ordering::SeqCst);
+                });
+            match spawned {
+                Ok(h) => threads.push(h),
+                Err(e) => {
+                    self.live.fetch_sub(1, Ordering::SeqCst);
+                    error!("cannot start a thread for {peer}: {e}");
+                }
+            }
+        }
     }
 }
 

@@ -17,11 +17,35 @@ use super::auth::LoggedIn;
 use super::session::{Session, User};
 use super::{auth, broadcast, groups, private_messages, Context};
 
+/// The TLS handshake, within the handshake time (the connection already
+/// counts against the server's limits, and a drain closes it).
+fn tls_handshake(
+    ctx: &Context,
+    stream: &TcpStream,
+    outbox: &Outbox,
+    config: Arc<rustls::ServerConfig>,
+) -> std::io::Result<()> {
+    let deadline = Instant::now() + ctx.tls_handshake_timeout;
+    let session = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    match crate::tls::TlsSession::handshake(stream, session, deadline) {
+        Ok(session) => {
+            METRICS.tls_handshakes.with_label_values(&["ok"]).inc();
+            outbox.set_tls(Arc::new(session));
+            Ok(())
+        }
+        Err(e) => {
+            let result = if e.kind() == std::io::ErrorKind::TimedOut { "timeout" } else { "failed" };
+            METRICS.tls_handshakes.with_label_values(&[result]).inc();
+            Err(e)
+        }
+    }
+}
+
 /// How long queued lines may take to leave at logout before the socket is
 /// closed anyway.
 const LOGOUT_DRAIN: Duration = Duration::from_secs(2);
 
-pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
+pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) {
     let _ = stream.set_nodelay(true);
     set_dead_client_timeout(&stream, ctx.client_timeout);
     let stream = Arc::new(stream);
@@ -34,8 +58,16 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr) {
     let registered = ctx.connections.add(&outbox);
     let connections = &METRICS.connections;
     connections.with_label_values(&["authenticating"]).inc();
-    let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
     debug!("connect {peer}");
+    if let Some(config) = tls {
+        if let Err(e) = tls_handshake(ctx, &stream, &outbox, config) {
+            debug!("disconnect {peer}: TLS handshake failed: {e}");
+            outbox.close("TLS handshake failed");
+            connections.with_label_values(&["authenticating"]).dec();
+            return;
+        }
+    }
+    let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
 
     conn.set_deadline(Some(Instant::now() + ctx.auth_timeout));
     let login = auth::authenticate(ctx, &mut conn, peer);

@@ -37,6 +37,8 @@ impl Users {
             port: self.services.redis_port,
             password: None,
             key_prefix: self.prefix.clone(),
+            tls: false,
+            ca_file: None,
         };
         let pool = connect_pool(RedisConnector::new(&cfg).unwrap(), 2).expect("connect to test Redis");
         Presence::new(pool, Keys::new(&self.prefix), unique("pod-"), ttl)

@@ -1,0 +1,68 @@
+//! Where and how to connect to PostgreSQL: the driver's configuration
+//! (timeouts, keepalive, TLS mode) and the TLS connector `DB_SSLMODE` and
+//! `DB_SSLROOTCERT` call for. Every connection of the pod, pooled or the
+//! writer's, is opened from one [`PgTarget`].
+
+use std::time::Duration;
+
+use postgres::config::SslMode as PgSslMode;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::{DbConfig, SslMode};
+use crate::tls::{client_config, Check};
+
+use super::{LOCK_TIMEOUT, STATEMENT_TIMEOUT};
+
+/// A connection whose data goes unacknowledged this long is dead.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The connector every connection uses (TLS or not, by `ssl_mode`).
+pub type Tls = MakeRustlsConnect;
+
+#[derive(Clone)]
+pub struct PgTarget {
+    pub config: postgres::Config,
+    pub tls: Tls,
+}
+
+impl PgTarget {
+    /// The target `cfg` describes; the error is a CA file that cannot be used.
+    pub fn new(cfg: &DbConfig, application: &str) -> Result<PgTarget, String> {
+        let mut pg = postgres::Config::new();
+        pg.host(&cfg.host)
+            .port(cfg.port)
+            .dbname(&cfg.name)
+            .user(&cfg.user)
+            .password(&cfg.password)
+            .application_name(application)
+            .connect_timeout(Duration::from_secs(5))
+            // A PostgreSQL that hangs (locks, failover, a black hole) costs a
+            // request seconds, never a thread for ever: statements and lock
+            // waits are cut short by the server, a silent socket by the
+            // kernel (keepalive, and TCP_USER_TIMEOUT for unacknowledged
+            // data).
+            .options(&format!(
+                "-c statement_timeout={}s -c lock_timeout={}s -c idle_in_transaction_session_timeout=60s",
+                STATEMENT_TIMEOUT.as_secs(),
+                LOCK_TIMEOUT.as_secs()
+            ))
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(3))
+            .keepalives_retries(3)
+            .tcp_user_timeout(SOCKET_TIMEOUT);
+        let check = cfg.sslmode.check(cfg.sslrootcert.as_ref());
+        pg.ssl_mode(match cfg.sslmode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
+        });
+        let client = client_config::client_config(&cfg.trust(), check.unwrap_or(Check::Nothing))
+            .map_err(|e| format!("DB_SSLMODE={}: {e}", cfg.sslmode.as_str()))?;
+        Ok(PgTarget { config: pg, tls: MakeRustlsConnect::new((*client).clone()) })
+    }
+
+    pub fn connect(&self) -> Result<postgres::Client, postgres::Error> {
+        self.config.connect(self.tls.clone())
+    }
+}
