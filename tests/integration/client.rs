@@ -24,8 +24,12 @@ impl ClientProc {
     }
 
     pub fn start_with(port: u16, args: &[&str]) -> ClientProc {
+        Self::start_with_host("127.0.0.1", &port.to_string(), args)
+    }
+
+    pub fn start_with_host(host: &str, port: &str, args: &[&str]) -> ClientProc {
         let mut child = Command::new(env!("CARGO_BIN_EXE_chat_client"))
-            .args(["127.0.0.1", &port.to_string()])
+            .args([host, port])
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

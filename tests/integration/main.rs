@@ -3,6 +3,7 @@
 //! over TCP (exact lines, built with the constructors of `chatp::protocol`),
 //! `chat_autoscaler` against a fake Kubernetes API ([`fake_kube`]).
 
+mod certs;
 mod fake_kube;
 mod support;
 
@@ -25,3 +26,4 @@ mod sessions;
 mod slow_client;
 mod store_failure;
 mod terminal;
+mod tls;

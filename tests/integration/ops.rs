@@ -11,7 +11,7 @@ use chatp::protocol::{self, input};
 use crate::support::{services, unique, PrivateService, ServerProc, Services, World};
 
 /// The port of the server's `/healthz`, `/readyz`, `/metrics`.
-fn ops_port(server: &ServerProc) -> u16 {
+pub fn ops_port(server: &ServerProc) -> u16 {
     server.wait_log("health and metrics on http://");
     let log = server.log_text();
     let addr = log.split("health and metrics on http://").nth(1).unwrap().split_whitespace().next().unwrap();

@@ -197,7 +197,10 @@ impl Drop for PrivateService {
 /// A running `chat_server` process, killed on drop.
 pub struct ServerProc {
     pub child: Child,
+    /// The plaintext chat port (0 with `PLAINTEXT=off`).
     pub port: u16,
+    /// The TLS chat port, when the server has a certificate.
+    pub tls_port: Option<u16>,
     pub pod_id: String,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -213,28 +216,34 @@ impl ServerProc {
         let mut child = cmd.spawn().expect("spawn chat_server");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = crossbeam_channel::bounded(1);
+        let (port_tx, port_rx) = crossbeam_channel::bounded(2);
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // "listening on <addr> as pod <id>": the chat port (other
-                // lines may say "listening" too).
+                // "listening on <addr>[ (TLS)] as pod <id>": a chat port
+                // (other lines may say "listening" too).
                 if let Some(addr) = line.split("listening on ").nth(1).filter(|_| line.contains(" as pod ")) {
                     let port: u16 =
                         addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
-                    let _ = port_tx.send(port);
+                    let _ = port_tx.send((line.contains("(TLS)"), port));
                 }
                 log2.lock().unwrap().push(line);
             }
         });
-        let port = match port_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(p) => p,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("chat_server did not start: {:?}", log.lock().unwrap());
+        let has = |k: &str, v: Option<&str>| extra_env.iter().any(|(ek, ev)| *ek == k && v.is_none_or(|v| *ev == v));
+        let expected = usize::from(!has("PLAINTEXT", Some("off"))) + usize::from(has("TLS_CERT_FILE", None));
+        let (mut port, mut tls_port) = (0, None);
+        for _ in 0..expected {
+            match port_rx.recv_timeout(Duration::from_secs(30)) {
+                Ok((true, p)) => tls_port = Some(p),
+                Ok((false, p)) => port = p,
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("chat_server did not start: {:?}", log.lock().unwrap());
+                }
             }
-        };
-        ServerProc { child, port, pod_id, log }
+        }
+        ServerProc { child, port, tls_port, pod_id, log }
     }
 
     pub fn connect(&self) -> Client {
