@@ -7,8 +7,13 @@
 #   scripts/services.sh env DIR                    print the env lines
 #
 # DIR/env holds `export` lines for chat_server (DB_HOST, DB_PORT, DB_NAME,
-# DB_USER, DB_PASS, REDIS_HOST, REDIS_PORT). A second `start` on the same DIR
-# reuses the data and the ports it chose the first time.
+# DB_USER, DB_PASS, REDIS_HOST, REDIS_PORT), and for TLS tests
+# REDIS_TLS_PORT and CHATP_TEST_CA. A second `start` on the same DIR reuses
+# the data and the ports it chose the first time.
+#
+# Both also speak TLS with a certificate for 127.0.0.1 and localhost from a
+# CA made here (DIR/tls/ca.crt): PostgreSQL with ssl=on (plaintext still
+# allowed), Redis on a second port (REDIS_TLS_PORT).
 #
 # Installs what is missing (Debian packages redis-server, postgresql).
 # PostgreSQL refuses to run as root: as root, it runs as the `postgres` user.
@@ -61,6 +66,25 @@ as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A CA and a server certificate for 127.0.0.1 and localhost, once per DIR.
+make_tls() {
+    local t="$dir/tls"
+    [ -s "$t/server.crt" ] && return 0
+    command -v openssl >/dev/null || apt_install openssl
+    mkdir -p "$t"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+        -subj "/CN=chatp-services-ca" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$t/ca.key" -out "$t/ca.crt" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+        -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$t/server.ext"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial -days 3650 \
+        -extfile "$t/server.ext" -out "$t/server.crt" 2>/dev/null
+    chmod 644 "$t/ca.crt" "$t/server.crt"
+}
+
 port_of() { # name
     local f="$dir/$1.port"
     [ -s "$f" ] || free_port >"$f"
@@ -85,6 +109,13 @@ max_connections = 400
 CONF
         fresh=1
     fi
+    if ! grep -q '^ssl = on' "$data/postgresql.conf"; then
+        make_tls
+        cp "$dir/tls/server.crt" "$dir/tls/server.key" "$data/"
+        chmod 600 "$data/server.key"
+        [ "$(id -u)" = 0 ] && chown postgres: "$data/server.crt" "$data/server.key"
+        echo "ssl = on" >>"$data/postgresql.conf"
+    fi
     if ! as_pg "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
         as_pg "$bin/pg_ctl" -D "$data" -o "-p $port" -l "$data/server.log" -w -t 60 start >&2 \
             || { tail -n 20 "$data/server.log" >&2; exit 1; }
@@ -107,17 +138,21 @@ stop_pg() {
 start_redis() {
     command -v redis-server >/dev/null || apt_install redis-server
     local port; port=$(port_of redis)
+    local tls_port; tls_port=$(port_of redis-tls)
+    make_tls
     if [ -s "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
         log "redis already on 127.0.0.1:$port"; return 0
     fi
     redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+        --tls-port "$tls_port" --tls-cert-file "$dir/tls/server.crt" --tls-key-file "$dir/tls/server.key" \
+        --tls-ca-cert-file "$dir/tls/ca.crt" --tls-auth-clients no \
         --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --dir "$dir" >&2
     for _ in $(seq 100); do
         redis-cli -p "$port" ping >/dev/null 2>&1 && break
         sleep 0.05
     done
     redis-cli -p "$port" ping >/dev/null || { log "redis did not start"; cat "$dir/redis.log" >&2; exit 1; }
-    log "redis on 127.0.0.1:$port"
+    log "redis on 127.0.0.1:$port (TLS on $tls_port)"
 }
 
 stop_redis() {
@@ -137,6 +172,8 @@ export DB_USER=$DB_USER
 export DB_PASS=$DB_PASS
 export REDIS_HOST=127.0.0.1
 export REDIS_PORT=$(port_of redis)
+export REDIS_TLS_PORT=$(port_of redis-tls)
+export CHATP_TEST_CA=$dir/tls/ca.crt
 ENV
 }
 

@@ -24,6 +24,7 @@ mod python_era;
 mod rollout;
 mod sessions;
 mod slow_client;
+mod storage_tls;
 mod store_failure;
 mod terminal;
 mod tls;
