@@ -20,6 +20,7 @@
 //! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
+pub mod admin;
 pub mod autoscaler;
 pub mod bench;
 pub mod client;
@@ -37,5 +38,6 @@ pub mod rate_limit;
 pub mod redis_store;
 pub mod router;
 pub mod server;
+pub mod session_end;
 pub mod sys;
 pub mod tls;

@@ -106,6 +106,8 @@ pub struct Outbox {
     label: Mutex<String>,
     /// The client said `HELLO:2`: it gets `MSG_ID` lines with notifications.
     sessions: std::sync::atomic::AtomicBool,
+    /// Its `sessions` row once logged in (0 before).
+    session_id: std::sync::atomic::AtomicI32,
 }
 
 impl Outbox {
@@ -119,6 +121,7 @@ impl Outbox {
             flusher: flusher.sender(),
             label: Mutex::new(label),
             sessions: std::sync::atomic::AtomicBool::new(false),
+            session_id: std::sync::atomic::AtomicI32::new(0),
         })
     }
 
@@ -135,6 +138,15 @@ impl Outbox {
     /// The client speaks protocol 2 (sessions, ids, resume).
     pub fn set_speaks_sessions(&self) {
         self.sessions.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_session_id(&self, id: i32) {
+        self.session_id.store(id, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The `sessions` row of this connection, once logged in.
+    pub fn session_id(&self) -> Option<i32> {
+        Some(self.session_id.load(std::sync::atomic::Ordering::SeqCst)).filter(|id| *id != 0)
     }
 
     pub fn speaks_sessions(&self) -> bool {

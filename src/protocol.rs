@@ -37,6 +37,8 @@ pub mod input {
     pub const MENU_MY_GROUPS: &str = "3";
     pub const MENU_BROWSE_GROUPS: &str = "4";
     pub const MENU_CREATE_GROUP: &str = "5";
+    /// At the main menu (protocol 2): change one's own password.
+    pub const CHANGE_PASSWORD: &str = "PASSWORD";
 }
 
 // ---------------------------------------------------------------- tokens
@@ -90,6 +92,12 @@ const RESUME: &str = "RESUME";
 const MSG_ID: &str = "MSG_ID";
 const SERVER_SHUTDOWN: &str = "SERVER_SHUTDOWN";
 const UNREAD: &str = "UNREAD";
+const REGISTRATION: &str = "REGISTRATION";
+const INVITE: &str = "INVITE";
+const SESSION_END: &str = "SESSION_END";
+pub const PASSWORD_PROMPT: &str = "PASSWORD_PROMPT";
+const PASSWORD_CHANGED: &str = "PASSWORD_CHANGED";
+const PASSWORD_FAILED: &str = "PASSWORD_FAILED";
 
 // ---------------------------------------------------------------- texts
 
@@ -137,6 +145,18 @@ pub mod text {
     pub const RESUMED: &str = "Session resumed";
     pub const RESUME_REFUSED: &str = "Session expired or unknown; please log in";
     pub const SHUTTING_DOWN: &str = "Server restarting; reconnect to resume your session";
+    pub const SIGNUP_CLOSED: &str = "Sign-up is closed on this server; ask an administrator for an account";
+    pub const INVITE_REQUIRED: &str = "Sign-up needs an invite code; ask an administrator for one";
+    pub const INVITE_REQUIRED_OLD_CLIENT: &str =
+        "Sign-up needs an invite code, which this client cannot send: use chatp's chat_client, or ask an administrator for an account";
+    pub const INVITE_INVALID: &str = "Invite code unknown, already used or expired";
+    pub const ACCOUNT_DISABLED: &str = "This account is disabled; ask an administrator";
+    pub const ENDED_DISABLED: &str = "Your account was disabled by an administrator";
+    pub const ENDED_DELETED: &str = "Your account was deleted by an administrator";
+    pub const ENDED_PASSWORD_RESET: &str = "Your password was reset by an administrator; log in with the new one";
+    pub const ENDED_PASSWORD_CHANGED: &str = "Your password was changed in another session; log in with the new one";
+    pub const PASSWORD_CHANGED: &str = "Password changed; your other sessions were ended";
+    pub const PASSWORD_WRONG: &str = "Current password is wrong; password not changed";
     pub const ADMIN_BADGE: &str = "👑 Admin";
     pub const MEMBER_BADGE: &str = "👤 Member";
     pub const ADMIN_ICON: &str = "👑";
@@ -329,6 +349,26 @@ pub fn parse_unread(body: &str) -> Option<(i64, Vec<(String, i64)>)> {
 pub fn server_shutdown() -> String {
     tagged(SERVER_SHUTDOWN, text::SHUTTING_DOWN)
 }
+/// `REGISTRATION:<open|invite|closed>` after `HELLO` (protocol 2): whether
+/// a signup needs an invite code, or is possible at all.
+pub fn registration(mode: &str) -> String {
+    tagged(REGISTRATION, mode)
+}
+/// `INVITE:<code>` from a protocol-2 client, before `SIGNUP`.
+pub fn invite(code: &str) -> String {
+    tagged(INVITE, code)
+}
+/// `SESSION_END:<text>` (protocol 2): the session was ended for good (the
+/// account was disabled, deleted, or its password changed): do not resume.
+pub fn session_end(reason: &str) -> String {
+    tagged(SESSION_END, reason)
+}
+pub fn password_changed() -> String {
+    tagged(PASSWORD_CHANGED, text::PASSWORD_CHANGED)
+}
+pub fn password_failed(reason: &str) -> String {
+    tagged(PASSWORD_FAILED, reason)
+}
 
 /// The three message tables, as `MSG_ID` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -387,6 +427,8 @@ pub enum AuthChoice {
         token: String,
         last: LastSeen,
     },
+    /// `INVITE:<code>` (protocol 2): the code for the next signup.
+    Invite(String),
     /// An empty line: the client gives up.
     Quit,
     Invalid,
@@ -416,6 +458,10 @@ pub fn parse_auth_choice(line: &str) -> AuthChoice {
                 _ => AuthChoice::Invalid,
             }
         }
+        Some(INVITE) => match line[INVITE.len() + 1..].trim() {
+            "" => AuthChoice::Invalid,
+            code => AuthChoice::Invite(code.to_string()),
+        },
         _ => AuthChoice::Invalid,
     }
 }
@@ -434,6 +480,8 @@ pub enum MenuChoice {
     MyGroups,
     BrowseGroups,
     CreateGroup,
+    /// `PASSWORD` (protocol 2).
+    ChangePassword,
     Logout,
     /// An empty line: show the menu again.
     Redisplay,
@@ -448,6 +496,7 @@ pub fn parse_menu_choice(line: &str) -> MenuChoice {
         input::MENU_BROWSE_GROUPS => MenuChoice::BrowseGroups,
         input::MENU_CREATE_GROUP => MenuChoice::CreateGroup,
         input::BYE => MenuChoice::Logout,
+        input::CHANGE_PASSWORD => MenuChoice::ChangePassword,
         "" => MenuChoice::Redisplay,
         _ => MenuChoice::Invalid,
     }
@@ -681,6 +730,13 @@ pub enum ServerLine<'a> {
     ServerShutdown(&'a str),
     /// `UNREAD:...`: messages that arrived while the user was away.
     Unread(i64, Vec<(String, i64)>),
+    /// `REGISTRATION:<mode>`: open, invite or closed.
+    Registration(&'a str),
+    /// `SESSION_END:<text>`: ended for good; do not resume.
+    SessionEnd(&'a str),
+    PasswordPrompt,
+    /// `PASSWORD_CHANGED:<text>` (true) or `PASSWORD_FAILED:<reason>`.
+    PasswordResult(bool, &'a str),
     Notification(Notification),
     /// An acknowledgement or answer to show as it is (`SENT`, `GROUP_SENT`,
     /// `BROADCAST_SENT`, `JOIN_SUCCESS`, `LEAVE_RESULT`, `NO_GROUPS`).
@@ -743,6 +799,7 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         GROUP_CHAT_READY => return ServerLine::GroupChatReady,
         GROUP_MEMBERS_START => return ServerLine::GroupMembersStart,
         GROUP_MEMBERS_END => return ServerLine::GroupMembersEnd,
+        PASSWORD_PROMPT => return ServerLine::PasswordPrompt,
         _ => {}
     }
     let Some((token, body)) = line.split_once(':') else {
@@ -753,6 +810,10 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         HELLO => body.parse().map_or(ServerLine::Other(line), ServerLine::Hello),
         SESSION => ServerLine::Session(body),
         SERVER_SHUTDOWN => ServerLine::ServerShutdown(body),
+        REGISTRATION => ServerLine::Registration(body),
+        SESSION_END => ServerLine::SessionEnd(body),
+        PASSWORD_CHANGED => ServerLine::PasswordResult(true, body),
+        PASSWORD_FAILED => ServerLine::PasswordResult(false, body),
         UNREAD => parse_unread(body).map_or(ServerLine::Other(line), |(t, l)| ServerLine::Unread(t, l)),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {

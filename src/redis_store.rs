@@ -59,6 +59,10 @@ impl Keys {
     pub fn broadcast_channel(&self) -> String {
         format!("{}chat:broadcast", self.prefix)
     }
+    /// Sessions to end on every pod ([`crate::session_end`]).
+    pub fn admin_channel(&self) -> String {
+        format!("{}chat:admin", self.prefix)
+    }
 }
 
 #[derive(Debug)]

@@ -27,6 +27,7 @@ use crate::metrics::METRICS;
 use crate::outbox::Outbox;
 use crate::presence::Presence;
 use crate::protocol::{self, MessageKind, Notification};
+use crate::session_end::EndSessions;
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
@@ -342,9 +343,34 @@ impl Router {
         }
     }
 
+    /// Ends sessions here and on every other pod (`chat:admin`). The
+    /// local ones end even if Redis cannot be reached; `Err`: the other
+    /// pods could not be told.
+    pub fn end_sessions(&self, end: &EndSessions) -> RedisResult<usize> {
+        let here = end.apply(&self.local_outboxes(&end.user));
+        let mut conn = self.pool.get().map_err(failed("getting a connection"))?;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(self.keys.admin_channel())
+            .arg(end.encode())
+            .query(&mut *conn)
+            .map_err(failed("publishing"))?;
+        Ok(here)
+    }
+
     /// Handles a message that came from another pod on our channels.
     fn deliver_published(&self, channel: &str, payload: &str) {
-        if channel == self.keys.broadcast_channel() {
+        if channel == self.keys.admin_channel() {
+            match EndSessions::decode(payload) {
+                Some(end) if end.origin != self.presence.pod_id() => {
+                    let n = end.apply(&self.local_outboxes(&end.user));
+                    if n > 0 {
+                        info!("ended {n} sessions of {} here: {:?}", end.user, end.reason);
+                    }
+                }
+                Some(_) => {}
+                None => warn!("ignored a malformed message on {channel}"),
+            }
+        } else if channel == self.keys.broadcast_channel() {
             if let Some((origin, sender, notice)) = decode_broadcast(payload) {
                 if origin == self.presence.pod_id() {
                     return;
@@ -445,7 +471,7 @@ fn serve(
 ) -> ListenEnd {
     let mut ps = conn.as_pubsub();
     let pod = router.presence.pod_id().to_string();
-    if let Err(e) = ps.subscribe(&[keys.pod_channel(&pod), keys.broadcast_channel()]) {
+    if let Err(e) = ps.subscribe(&[keys.pod_channel(&pod), keys.broadcast_channel(), keys.admin_channel()]) {
         return ListenEnd::Lost(failed("subscribing")(e));
     }
     if let Err(e) = ps.set_read_timeout(Some(LISTENER_TICK)) {

@@ -76,6 +76,10 @@ pub struct Continuity {
     pub next_id: Option<(MessageKind, i64)>,
     /// Messages sent from a chat whose acknowledgement has not come yet.
     pub unconfirmed: VecDeque<String>,
+    /// `REGISTRATION:` of the server: open, invite or closed.
+    pub registration: Option<String>,
+    /// The server ended the session for good (`SESSION_END`): no resume.
+    pub ended: Option<String>,
 }
 
 impl Continuity {
@@ -203,6 +207,9 @@ pub fn run(target: &Target, first: Arc<Link>, opts: Options) -> io::Result<Endin
                 &[format!("⚠ Not confirmed (the connection dropped before the server answered): {text}")],
                 false,
             );
+        }
+        if env.continuity.lock().unwrap().ended.is_some() {
+            return Ok(Ending::ServerLost);
         }
         if env.continuity.lock().unwrap().token.is_none() {
             env.console.print(&["Connection to the server was lost.".to_string()], false);

@@ -49,6 +49,16 @@ fn handle(shared: &Shared, line: &str, auth: &Sender<AuthEvent>) {
             cont.token = Some(token.to_string());
             None
         }
+        ServerLine::Registration(mode) => {
+            cont.registration = Some(mode.to_string());
+            None
+        }
+        ServerLine::SessionEnd(reason) => {
+            cont.token = None;
+            // The server closes next; nothing to resume.
+            cont.ended = Some(reason.to_string());
+            None
+        }
         ServerLine::ServerShutdown(_) => {
             shared.draining.store(true, Ordering::SeqCst);
             shared.input_stop.store(true, Ordering::SeqCst);

@@ -119,13 +119,18 @@ pub struct Renderer {
     pub screen: Screen,
     /// The chat the person has open, if any.
     pub place: Place,
+    /// The server speaks protocol 2 (the menu offers /password).
+    pub protocol2: bool,
 }
 
 impl Default for Renderer {
     fn default() -> Self {
-        Renderer { block: Block::None, screen: Screen::Auth, place: Place::Menu }
+        Renderer { block: Block::None, screen: Screen::Auth, place: Place::Menu, protocol2: false }
     }
 }
+
+/// What the person types at the main menu to change their password.
+pub const PASSWORD_COMMAND: &str = "/password";
 
 fn split5(row: &str) -> Option<[&str; 5]> {
     // id|name|description|count|badge: the description may not hold '|',
@@ -176,14 +181,25 @@ impl Renderer {
         }
         // Session lines are the connection's business (read_thread), and
         // may come between the rows of a block.
-        if let ServerLine::Hello(_) | ServerLine::Session(_) | ServerLine::MsgId(..) | ServerLine::ServerShutdown(_) =
-            parsed
+        if let ServerLine::Hello(_) = parsed {
+            self.protocol2 = true;
+        }
+        if let ServerLine::Hello(_)
+        | ServerLine::Session(_)
+        | ServerLine::MsgId(..)
+        | ServerLine::ServerShutdown(_)
+        | ServerLine::Registration(_)
+        | ServerLine::PasswordPrompt = parsed
         {
             return Output::default();
         }
         self.block = Block::None;
         match parsed {
-            ServerLine::AuthRequest | ServerLine::LoginPrompt | ServerLine::SignupPrompt => Output::default(),
+            ServerLine::AuthRequest
+            | ServerLine::LoginPrompt
+            | ServerLine::SignupPrompt
+            | ServerLine::Registration(_)
+            | ServerLine::PasswordPrompt => Output::default(),
             ServerLine::AuthSuccess(text) => {
                 self.screen = Screen::Menu;
                 Output::show(vec![format!("✅ {text}")], false)
@@ -195,7 +211,14 @@ impl Renderer {
                 self.place = Place::Menu;
                 Output::default()
             }
+            ServerLine::MainMenuEnd if self.protocol2 => Output::show(
+                vec![format!("Choose 1-5, '{PASSWORD_COMMAND}' to change your password, or 'bye' to log out.")],
+                true,
+            ),
             ServerLine::MainMenuEnd => Output::show(vec!["Choose 1-5, or 'bye' to log out.".into()], true),
+            ServerLine::SessionEnd(reason) => Output::show(vec![format!("⛔ {reason}")], false),
+            ServerLine::PasswordResult(true, text) => Output::show(vec![format!("✅ {text}")], false),
+            ServerLine::PasswordResult(false, reason) => Output::show(vec![format!("❌ {reason}")], false),
             ServerLine::ContactListStart => {
                 self.block = Block::Contacts;
                 self.screen = Screen::Contacts;

@@ -26,6 +26,12 @@ pub fn run(shared: &Shared, auth: Receiver<AuthEvent>, mode: Mode) {
     shared.env.console.start_editor();
     while let Some(typed) = shared.env.console.read_line(&shared.input_stop) {
         let screen = shared.env.renderer.lock().unwrap().screen.clone();
+        if screen == Screen::Menu && typed.trim() == super::render::PASSWORD_COMMAND {
+            if change_password(shared).is_none() {
+                break;
+            }
+            continue;
+        }
         let Some(line) = checked(shared, &screen, typed) else { continue };
         if screen == Screen::Menu && line.trim() == input::BYE {
             shared.quitting.store(true, Ordering::SeqCst);
@@ -92,6 +98,29 @@ fn checked(shared: &Shared, screen: &Screen, line: String) -> Option<String> {
 
 fn send(shared: &Shared, line: &str) -> Option<()> {
     shared.link.write_line(line).ok()
+}
+
+/// `/password` at the main menu (protocol 2): the current password, the
+/// new one twice; the server answers and shows the menu again. `None`: the
+/// connection ended.
+fn change_password(shared: &Shared) -> Option<()> {
+    if !shared.env.renderer.lock().unwrap().protocol2 {
+        shared.say("This server cannot change passwords from the client; ask an administrator.");
+        return Some(());
+    }
+    let current = ask_password(shared, "Current password:")?;
+    let new = ask_password(shared, "New password:")?;
+    if new.is_empty() {
+        shared.say("❌ Password cannot be empty.");
+        return Some(());
+    }
+    if ask_password(shared, "Confirm new password:")? != new {
+        shared.say("❌ Passwords do not match; password not changed.");
+        return Some(());
+    }
+    send(shared, input::CHANGE_PASSWORD)?;
+    send(shared, &current)?;
+    send(shared, &new)
 }
 
 /// Waits for the next authentication event; `None` if the session ended.
@@ -198,6 +227,20 @@ fn authenticate(shared: &Shared, auth: &Receiver<AuthEvent>, fresh: bool) -> Opt
             if again != password {
                 shared.say("❌ Passwords do not match.");
                 continue;
+            }
+        }
+        if signup {
+            let registration = shared.env.continuity.lock().unwrap().registration.clone();
+            match registration.as_deref() {
+                Some("closed") => {
+                    shared.say(&format!("❌ {}", protocol::text::SIGNUP_CLOSED));
+                    continue;
+                }
+                Some("invite") => {
+                    let code = ask(shared, "Invite code:")?;
+                    send(shared, &protocol::invite(code.trim()))?;
+                }
+                _ => {}
             }
         }
         send(shared, if signup { input::SIGNUP } else { input::LOGIN })?;

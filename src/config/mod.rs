@@ -3,12 +3,14 @@
 //! per binary ([`ServerConfig`], [`AutoscalerConfig`]). Nothing else in the
 //! crate calls `std::env::var`.
 
+mod admin;
 mod autoscaler;
 mod bench;
 mod server;
 
 use std::fmt;
 
+pub use admin::AdminConfig;
 pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
 pub use server::{
@@ -36,7 +38,7 @@ pub struct RedisConfig {
 }
 
 impl RedisConfig {
-    fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(RedisConfig {
             host: env.string("REDIS_HOST", "localhost"),
             port: env.parsed("REDIS_PORT", 6379, "a port number")?,

@@ -194,6 +194,29 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
+    pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(DbConfig {
+            host: env.string("DB_HOST", "localhost"),
+            port: env.parsed("DB_PORT", 5432, "a port number")?,
+            name: env.string("DB_NAME", "chatdb"),
+            user: env.string("DB_USER", "chatuser"),
+            password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
+            pool_size: env.positive("DB_POOL_SIZE", 16)? as u32,
+            sslmode: env.choice(
+                "DB_SSLMODE",
+                SslMode::Prefer,
+                &[
+                    ("disable", SslMode::Disable),
+                    ("prefer", SslMode::Prefer),
+                    ("require", SslMode::Require),
+                    ("verify-ca", SslMode::VerifyCa),
+                    ("verify-full", SslMode::VerifyFull),
+                ],
+            )?,
+            sslrootcert: env.0("DB_SSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from),
+        })
+    }
+
     /// Whom the certificate checks trust.
     pub fn trust(&self) -> Trust {
         crate::tls::client_config::trust_from(self.sslrootcert.as_deref())
@@ -236,26 +259,7 @@ impl ServerConfig {
         Ok(ServerConfig {
             port,
             bind_addr: env.string("BIND_ADDR", "0.0.0.0"),
-            db: DbConfig {
-                host: env.string("DB_HOST", "localhost"),
-                port: env.parsed("DB_PORT", 5432, "a port number")?,
-                name: env.string("DB_NAME", "chatdb"),
-                user: env.string("DB_USER", "chatuser"),
-                password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
-                pool_size: env.positive("DB_POOL_SIZE", 16)? as u32,
-                sslmode: env.choice(
-                    "DB_SSLMODE",
-                    SslMode::Prefer,
-                    &[
-                        ("disable", SslMode::Disable),
-                        ("prefer", SslMode::Prefer),
-                        ("require", SslMode::Require),
-                        ("verify-ca", SslMode::VerifyCa),
-                        ("verify-full", SslMode::VerifyFull),
-                    ],
-                )?,
-                sslrootcert: env.0("DB_SSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from),
-            },
+            db: DbConfig::from_lookup(env)?,
             redis: RedisConfig::from_lookup(env)?,
             pod_id: env.string("HOSTNAME", &format!("chat-server-{}", std::process::id())),
             max_connections: env.positive("MAX_CONNECTIONS", 10_000)? as usize,

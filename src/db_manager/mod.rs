@@ -7,6 +7,7 @@
 //! Private and broadcast messages go through the [`writer`], which commits
 //! the messages of many senders in one statement.
 
+mod accounts;
 mod resume;
 mod target;
 mod writer;
@@ -21,6 +22,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::config::DbConfig;
 use crate::protocol::{username_key, HISTORY_LIMIT};
+pub use accounts::Account;
 pub use resume::{Missed, Resumed};
 pub use target::PgTarget;
 use writer::{Message, Writer};
@@ -131,6 +133,8 @@ pub struct UserRecord {
     pub id: i32,
     pub username: String,
     pub password_hash: String,
+    /// An administrator disabled the account (`chat_admin disable`).
+    pub disabled: bool,
 }
 
 /// One line of history.
@@ -169,6 +173,8 @@ pub struct GroupMember {
 pub enum SignupOutcome {
     Created(i32),
     UsernameTaken,
+    /// The invite code is unknown, used or expired.
+    InviteInvalid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,8 +337,11 @@ impl DbManager {
     pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let row = self
             .conn()?
-            .query_opt("SELECT user_id, username, password_hash FROM users WHERE username = $1", &[&username])?;
-        Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2) }))
+            .query_opt(
+                "SELECT user_id, username, password_hash, disabled_at IS NOT NULL FROM users WHERE username = $1",
+                &[&username],
+            )?;
+        Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2), disabled: r.get(3) }))
     }
 
     /// Whether a user has this name or one that reads the same
@@ -345,7 +354,9 @@ impl DbManager {
     /// Creates a user unless the name, or one that reads the same, exists
     /// (checked under a lock on the key, so two look-alike signups at once
     /// cannot both pass).
-    pub fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<SignupOutcome> {
+    /// With `invite`, the code is taken in the same transaction (one
+    /// account per code, however many try it at once).
+    pub fn create_user(&self, username: &str, password_hash: &str, invite: Option<&str>) -> StoreResult<SignupOutcome> {
         let key = username_key(username);
         let mut c = self.conn()?;
         let mut tx = c.transaction()?;
@@ -354,14 +365,31 @@ impl DbManager {
         if taken.get(0) {
             return Ok(SignupOutcome::UsernameTaken);
         }
+        if let Some(code) = invite {
+            let taken = tx.query_opt(
+                "UPDATE chatp_invites SET used_at = CURRENT_TIMESTAMP WHERE code_hash = $1 AND used_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > CURRENT_TIMESTAMP) RETURNING code_hash",
+                &[&resume::token_hash(code)],
+            )?;
+            if taken.is_none() {
+                return Ok(SignupOutcome::InviteInvalid);
+            }
+        }
         let res = tx.query_one(
             "INSERT INTO users (username, password_hash, username_key) VALUES ($1, $2, $3) RETURNING user_id",
             &[&username, &password_hash, &key],
         );
         match res {
             Ok(row) => {
+                let id: i32 = row.get(0);
+                if let Some(code) = invite {
+                    tx.execute(
+                        "UPDATE chatp_invites SET used_by = $2 WHERE code_hash = $1",
+                        &[&resume::token_hash(code), &id],
+                    )?;
+                }
                 tx.commit()?;
-                Ok(SignupOutcome::Created(row.get(0)))
+                Ok(SignupOutcome::Created(id))
             }
             Err(e) if is_unique_violation(&e) => Ok(SignupOutcome::UsernameTaken),
             Err(e) => Err(e.into()),

@@ -12,7 +12,7 @@ use crate::protocol::{self, LastSeen, MessageKind};
 /// continues from the last one the client saw).
 pub const REPLAY_LIMIT: i64 = 1000;
 
-fn token_hash(token: &str) -> String {
+pub(super) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -61,7 +61,7 @@ impl DbManager {
     pub fn take_resume_token(&self, username: &str, token: &str) -> StoreResult<Option<Resumed>> {
         let row = self.conn()?.query_opt(
             "DELETE FROM chatp_resume_tokens t USING users u \
-             WHERE t.token_hash = $1 AND u.user_id = t.user_id AND u.username = $2 \
+             WHERE t.token_hash = $1 AND u.user_id = t.user_id AND u.username = $2 AND u.disabled_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > CURRENT_TIMESTAMP) \
              RETURNING u.user_id, u.username, t.last_private, t.last_broadcast, t.last_group",
             &[&token_hash(token), &username],

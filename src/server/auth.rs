@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use log::{debug, error, info, warn};
 
+use crate::config::Registration;
 use crate::connection::{Connection, Ended, Step};
 use crate::db_manager::SignupOutcome;
 use crate::metrics::METRICS;
@@ -35,22 +36,28 @@ pub struct LoggedIn {
 pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<LoggedIn> {
     conn.send(protocol::AUTH_REQUEST)?;
     let mut failures = 0;
+    let mut invite: Option<String> = None;
     loop {
         let choice = conn.read_line()?;
         let speaks_sessions = conn.outbox().speaks_sessions();
         let attempt = match protocol::parse_auth_choice(&choice) {
             AuthChoice::Quit => return Err(Ended::Logout),
             AuthChoice::Login => login(ctx, conn, peer)?,
-            AuthChoice::Signup => signup(ctx, conn, peer)?,
+            AuthChoice::Signup => signup(ctx, conn, peer, invite.take().as_deref())?,
             AuthChoice::Hello(v) if v >= protocol::PROTOCOL_VERSION && !speaks_sessions => {
                 conn.outbox().set_speaks_sessions();
                 conn.send(protocol::hello())?;
+                conn.send(protocol::registration(ctx.registration.as_str()))?;
+                continue;
+            }
+            AuthChoice::Invite(code) if speaks_sessions => {
+                invite = Some(code);
                 continue;
             }
             AuthChoice::Resume { username, token, last } if speaks_sessions => {
                 resume(ctx, peer, &username, &token, last)
             }
-            AuthChoice::Hello(_) | AuthChoice::Resume { .. } | AuthChoice::Invalid => {
+            AuthChoice::Hello(_) | AuthChoice::Resume { .. } | AuthChoice::Invite(_) | AuthChoice::Invalid => {
                 conn.send(protocol::auth_failed(text::INVALID_CHOICE))?;
                 continue;
             }
@@ -157,6 +164,11 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt
             warn!("auth {peer}: login refused: hashing workers busy");
             Ok(Attempt::Refused(text::AUTH_BUSY.into()))
         }
+        (Some(rec), Verdict::Valid { .. }) if rec.disabled => {
+            // Said only to whoever knows the password.
+            info!("auth {peer}: login refused: {} is disabled", rec.username);
+            Ok(Attempt::Refused(text::ACCOUNT_DISABLED.into()))
+        }
         (Some(rec), Verdict::Valid { upgrade }) => {
             ctx.login_throttle.succeeded(&username);
             info!("auth {peer}: login ok for {}", rec.username);
@@ -202,8 +214,23 @@ fn resume(ctx: &Context, peer: SocketAddr, username: &str, token: &str, last: La
     }
 }
 
-fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt> {
+fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr, invite: Option<&str>) -> Step<Attempt> {
     let (username, password) = read_credentials(conn, protocol::SIGNUP_PROMPT)?;
+    // Who may sign up, before anything costs a hash.
+    let invite = match (ctx.registration, invite) {
+        (Registration::Open, _) => None,
+        (Registration::Closed, _) => {
+            info!("auth {peer}: signup refused: registration closed");
+            return Ok(Attempt::Refused(text::SIGNUP_CLOSED.into()));
+        }
+        (Registration::Invite, None) => {
+            info!("auth {peer}: signup refused: no invite code");
+            let reason =
+                if conn.outbox().speaks_sessions() { text::INVITE_REQUIRED } else { text::INVITE_REQUIRED_OLD_CLIENT };
+            return Ok(Attempt::Refused(reason.into()));
+        }
+        (Registration::Invite, Some(code)) => Some(code),
+    };
     if let Err(reason) = protocol::validate_username(&username) {
         // Not logged with the name: it may be a password.
         info!("auth {peer}: signup refused: invalid name");
@@ -229,7 +256,7 @@ fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attemp
         warn!("auth {peer}: signup refused: hashing workers busy");
         return Ok(Attempt::Refused(text::AUTH_BUSY.into()));
     };
-    match ctx.db.create_user(&username, &hash) {
+    match ctx.db.create_user(&username, &hash, invite) {
         Ok(SignupOutcome::Created(id)) => {
             info!("auth {peer}: signup ok for {username}");
             let success_line = protocol::signup_success(&username);
@@ -241,6 +268,7 @@ fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attemp
             })
         }
         Ok(SignupOutcome::UsernameTaken) => refuse(text::USERNAME_TAKEN),
+        Ok(SignupOutcome::InviteInvalid) => refuse(text::INVITE_INVALID),
         Err(e) => {
             error!("auth {peer}: signup of {username:?} failed: {e}");
             Ok(Attempt::Refused(text::AUTH_UNAVAILABLE.into()))

@@ -10,6 +10,7 @@ mod groups;
 mod heartbeat;
 mod login_throttle;
 mod open_connections;
+mod password;
 mod private_messages;
 mod session;
 mod user_thread;

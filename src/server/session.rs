@@ -24,6 +24,8 @@ pub struct Session<'a> {
     pub ctx: &'a Context,
     pub conn: Connection,
     pub user: User,
+    /// The protocol-2 resume token of this session.
+    pub resume_token: Option<String>,
     /// Per kind of message, when limits are on.
     limits: Option<[TokenBucket; 3]>,
 }
@@ -48,12 +50,12 @@ impl Outgoing {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(ctx: &'a Context, conn: Connection, user: User) -> Self {
+    pub fn new(ctx: &'a Context, conn: Connection, user: User, resume_token: Option<String>) -> Self {
         let now = Instant::now();
         let limits = ctx.limits.map(|l| {
             [TokenBucket::new(l.message, now), TokenBucket::new(l.group, now), TokenBucket::new(l.broadcast, now)]
         });
-        Session { ctx, conn, user, limits }
+        Session { ctx, conn, user, resume_token, limits }
     }
 
     /// Whether a message may be stored and sent: no control characters,

@@ -15,7 +15,7 @@ use crate::protocol::{self, text, LastSeen, MenuChoice};
 
 use super::auth::LoggedIn;
 use super::session::{Session, User};
-use super::{auth, broadcast, groups, private_messages, Context};
+use super::{auth, broadcast, groups, password, private_messages, Context};
 
 /// The TLS handshake, within the handshake time (the connection already
 /// counts against the server's limits, and a drain closes it).
@@ -90,6 +90,7 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<r
     connections.with_label_values(&["logged_in"]).inc();
     conn.set_deadline(None);
     ctx.session_rows.opened(session_id);
+    outbox.set_session_id(session_id);
     conn.set_pace(ctx.limits.map(|l| l.line));
     outbox.set_label(format!("{}@{peer}", user.name));
     registered.logged_in();
@@ -100,9 +101,9 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<r
         None if token.is_some() => unread_summary(ctx, &conn, &user),
         None => {}
     }
-    let mut session = Session::new(ctx, conn, user);
+    let mut session = Session::new(ctx, conn, user, token);
     let why = main_menu(&mut session);
-    let user = session.user;
+    let (user, token) = (session.user, session.resume_token);
 
     ctx.router.unregister(&user.name, &outbox);
     if let Err(e) = ctx.session_rows.close(&ctx.db, session_id) {
@@ -179,6 +180,7 @@ fn main_menu(s: &mut Session) -> Ended {
             MenuChoice::MyGroups => groups::my_groups(s)?,
             MenuChoice::BrowseGroups => groups::browse(s)?,
             MenuChoice::CreateGroup => groups::create(s)?,
+            MenuChoice::ChangePassword => password::run(s)?,
             MenuChoice::Logout => return Err(Ended::Logout),
             MenuChoice::Redisplay => {}
             MenuChoice::Invalid => s.conn.send(protocol::invalid_option())?,

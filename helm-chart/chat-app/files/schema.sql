@@ -163,3 +163,19 @@ CREATE TABLE IF NOT EXISTS chatp_resume_tokens (
     last_group BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS idx_resume_tokens_live_pod ON chatp_resume_tokens(pod_id) WHERE expires_at IS NULL;
+
+-- 7. Accounts an administrator disabled (chat_admin disable): they cannot
+--    log in or resume; NULL for every other account. The Python server does
+--    not read it (README, "Users").
+ALTER TABLE users ADD COLUMN IF NOT EXISTS disabled_at TIMESTAMP;
+
+-- 8. Invite codes (REGISTRATION=invite; chat_admin invite): only the SHA-256
+--    of a code is kept; a code signs up one account, before expires_at.
+CREATE TABLE IF NOT EXISTS chatp_invites (
+    code_hash TEXT PRIMARY KEY,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    expires_at TIMESTAMP,
+    used_at TIMESTAMP,
+    used_by INTEGER REFERENCES users(user_id) ON DELETE SET NULL,
+    note TEXT
+);
