@@ -109,7 +109,11 @@ impl BenchConn {
     /// `HELLO:2`: the session gets a resume token.
     pub fn hello(&mut self) -> io::Result<()> {
         self.socket.send(&protocol::hello())?;
-        self.expect(&protocol::hello())
+        self.expect(&protocol::hello())?;
+        match protocol::parse_server_line(self.read_line()?) {
+            ServerLine::Registration(_) => Ok(()),
+            _ => Err(unexpected("REGISTRATION after HELLO", &self.line)),
+        }
     }
 
     /// Protocol 2: `RESUME` with `token`, then waits for the menu. Returns

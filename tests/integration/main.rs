@@ -8,6 +8,7 @@ mod fake_kube;
 mod support;
 
 mod abuse;
+mod accounts;
 mod auth;
 mod autoscaler;
 mod bench;

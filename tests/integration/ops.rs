@@ -114,8 +114,7 @@ fn readyz_says_why_while_redis_is_down_and_while_draining() {
 
     // A protocol-2 client that never closes its side keeps the drain open.
     let mut c = server.connect();
-    c.send(&protocol::hello());
-    c.expect(&protocol::hello());
+    c.hello();
     c.send(input::SIGNUP);
     c.expect(protocol::SIGNUP_PROMPT);
     c.send(&unique("d"));

@@ -320,6 +320,17 @@ impl Client {
         c
     }
 
+    /// `HELLO:2` and its answer; the registration mode the server gives.
+    pub fn hello(&mut self) -> String {
+        self.send(&protocol::hello());
+        self.expect(&protocol::hello());
+        let line = self.line();
+        match protocol::parse_server_line(&line) {
+            protocol::ServerLine::Registration(mode) => mode.to_string(),
+            _ => panic!("expected REGISTRATION after HELLO, got {line:?}"),
+        }
+    }
+
     /// The buffered reader (for tests that read with their own timeouts).
     pub fn reader_mut(&mut self) -> &mut BufReader<TcpStream> {
         &mut self.reader
