@@ -37,13 +37,23 @@ done
 
 step "values.schema.json refuses wrong types"
 for bad in chatServer.service.nodePort=abc autoscaler.minReplicas=two postgresql.persistence.enabled=maybe \
-    chatServer.service.type=Ingress autoscaler.usersPerPod=0; do
+    chatServer.service.type=Ingress autoscaler.usersPerPod=0 chatServer.registration=sometimes \
+    chatServer.tls.enabled=yes; do
     if "$HELM" template my-chat "$CHART" --set "$bad" >/dev/null 2>"$out/schema.err"; then
         echo "check-deploy: --set $bad was accepted" >&2
         exit 1
     fi
     grep -q "values don't meet the specifications of the schema" "$out/schema.err" \
         || { echo "check-deploy: --set $bad failed for another reason:" >&2; cat "$out/schema.err" >&2; exit 1; }
+done
+
+step "TLS without a certificate source, or no port at all, is refused"
+for bad in "chatServer.tls.enabled=true" "chatServer.tls.plaintext=false"; do
+    if "$HELM" template my-chat "$CHART" --set "$bad" >/dev/null 2>"$out/tls.err"; then
+        echo "check-deploy: --set $bad was accepted" >&2
+        exit 1
+    fi
+    grep -q "chatServer.tls" "$out/tls.err" || { cat "$out/tls.err" >&2; exit 1; }
 done
 
 step "docker compose config"

@@ -61,7 +61,36 @@ chat_name = chat["metadata"]["name"]
 chat_spec = chat["spec"]["template"]["spec"]
 container = chat_spec["containers"][0]
 port = int(container["args"][0])
-check(container["ports"][0] == {"name": "chat", "containerPort": port}, "chat port is not the one chat_server listens on")
+env = env_of(container)
+ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+svc = component("Service", "chat-server")
+svc_targets = [p["targetPort"] for p in svc["spec"]["ports"]]
+plaintext = env.get("PLAINTEXT", "on") == "on"
+if plaintext:
+    check(ports.get("chat") == port, "chat port is not the one chat_server listens on")
+    check(svc_targets[0] == "chat", "Service does not target the chat port")
+else:
+    check("chat" not in ports and "chat" not in svc_targets, "plaintext port exposed though PLAINTEXT=off")
+# TLS: off by default; on, the listener, its port, the Service port and the
+# mounted Secret (from cert-manager's Certificate or named in values) agree.
+certs = of_kind("Certificate")
+if variant == "default":
+    check("TLS_CERT_FILE" not in env and "chat-tls" not in ports and not certs, "TLS on by default")
+    check(env.get("REGISTRATION") == "open", "registration not open by default")
+else:
+    check(str(ports.get("chat-tls")) == env.get("TLS_PORT"), "chat-tls port is not TLS_PORT")
+    check("chat-tls" in svc_targets, "Service has no TLS port")
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    check(env.get("TLS_CERT_FILE", "").startswith(mounts.get("tls", "?") + "/")
+          and env.get("TLS_KEY_FILE", "").startswith(mounts.get("tls", "?") + "/"), "certificate files not in the mounted Secret")
+    secret = [v["secret"]["secretName"] for v in chat_spec.get("volumes", []) if v["name"] == "tls"]
+    if variant == "flipped":
+        check(not plaintext, "flipped values keep the plaintext port")
+        check(env.get("REGISTRATION") == "invite", "registration value not passed")
+        check(len(certs) == 1 and secret == [certs[0]["spec"]["secretName"]], "pods do not mount the Certificate's Secret")
+        check(certs and certs[0]["spec"]["dnsNames"] == ["chat.example.org"], "Certificate names not from values")
+    else:
+        check(plaintext and not certs and secret == ["team-chat-cert"], "tls.secretName not mounted")
 metrics = [p for p in container["ports"] if p["name"] == "metrics"]
 check(len(metrics) == 1 and str(metrics[0]["containerPort"]) == env_of(container)["METRICS_PORT"],
       "metrics port is not the one chat_server serves /readyz and /metrics on")
@@ -72,9 +101,6 @@ if variant == "default":
     check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness is not /healthz")
 pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
 check(chat_spec["terminationGracePeriodSeconds"] >= pre_stop + 10, "grace period leaves no time to close connections")
-svc = component("Service", "chat-server")
-check(svc["spec"]["ports"][0]["targetPort"] == "chat", "Service does not target the chat port")
-env = env_of(container)
 check(env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "chat pods are not named by their pod name")
 # Built-in stores are waited for; external ones are not.
 waits = [c["name"] for c in chat_spec.get("initContainers", [])]
@@ -129,7 +155,11 @@ else:
 token = re.search(r'pub const AUTH_REQUEST: &str = "([^"]+)"', open(f"{root}/src/protocol.rs").read())
 test_pods = [d for d in of_kind("Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
 check(len(test_pods) == 1, "no helm test pod")
-check(token is not None and f'"{token.group(1)}"' in test_pods[0]["spec"]["containers"][0]["command"][-1], "helm test does not expect AUTH_REQUEST")
+test_script = test_pods[0]["spec"]["containers"][0]["command"][-1] if test_pods else ""
+if plaintext:
+    check(token is not None and f'"{token.group(1)}"' in test_script, "helm test does not expect AUTH_REQUEST")
+else:
+    check('"$TLS_PORT"' in test_script, "helm test does not try the TLS port")
 
 for p in problems:
     print(f"check_chart: {p}", file=sys.stderr)

@@ -183,3 +183,9 @@ readOnlyRootFilesystem: true
 capabilities:
   drop: ["ALL"]
 {{- end }}
+
+{{/* The kubernetes.io/tls Secret of the chat port: the one named in values,
+or the one the chart's Certificate writes. */}}
+{{- define "chat-app.chatServer.tlsSecret" -}}
+{{- default (printf "%s-tls" (include "chat-app.chatServer.fullname" .)) .Values.chatServer.tls.secretName -}}
+{{- end }}
