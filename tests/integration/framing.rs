@@ -94,6 +94,7 @@ fn every_binary_says_its_version() {
         env!("CARGO_BIN_EXE_chat_client"),
         env!("CARGO_BIN_EXE_chat_autoscaler"),
         env!("CARGO_BIN_EXE_chat_bench"),
+        env!("CARGO_BIN_EXE_chat_admin"),
     ] {
         let out = std::process::Command::new(bin).arg("--version").output().unwrap();
         assert!(out.status.success(), "{bin}");

@@ -205,7 +205,7 @@ fn with_plaintext_off_only_tls_is_served_and_stalled_handshakes_cost_nothing() {
     let server = tls_server(&w, &pem, &ca, &[("PLAINTEXT", "off"), ("TLS_HANDSHAKE_SECS", "1")]);
     let port = server.tls_port.unwrap();
     assert_eq!(server.port, 0);
-    assert!(server.log_text().contains("plaintext port off"), "{}", server.log_text());
+    server.wait_log("plaintext port off");
     assert_eq!(server.log_text().matches(" as pod ").count(), 1, "{}", server.log_text());
 
     // Ten connections that never say hello, and one that sends plaintext.
