@@ -15,9 +15,13 @@
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
+//! - [`tls`]: rustls: the chat port's reloaded certificate, client trust and checks, one TLS connection on one fd.
+//! - [`session_end`]: ending a user's sessions on every pod (disabled, deleted, password changed).
+//! - [`metrics`], [`ops_http`]: Prometheus metrics; `/healthz`, `/readyz`, `/metrics`.
 //! - [`sys`]: process set-up of the binaries: logging, stop signals, limits, allocator, idle stacks.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 //! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
+//! - [`admin`]: `chat_admin`: accounts, invite codes, ending sessions, from the command line.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
 pub mod admin;

@@ -27,10 +27,10 @@ use crate::metrics::METRICS;
 use crate::outbox::Outbox;
 use crate::presence::Presence;
 use crate::protocol::{self, MessageKind, Notification};
-use crate::session_end::EndSessions;
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
+use crate::session_end::EndSessions;
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
 /// recipient's pods set. ARGV: own pod, pod channel template, line, the

@@ -109,7 +109,12 @@ mod tests {
             user: "ann:x".into(),
         };
         assert_eq!(EndSessions::decode(&e.encode()), Some(e));
-        let e = EndSessions { origin: "chat_admin".into(), reason: EndReason::Disabled, except_session: None, user: "b".into() };
+        let e = EndSessions {
+            origin: "chat_admin".into(),
+            reason: EndReason::Disabled,
+            except_session: None,
+            user: "b".into(),
+        };
         assert_eq!(EndSessions::decode(&e.encode()), Some(e));
         assert_eq!(EndSessions::decode("chat_admin\nlater\n\nb"), None);
         assert_eq!(EndSessions::decode("chat_admin\ndisabled\nx\nb"), None);

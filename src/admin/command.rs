@@ -91,14 +91,20 @@ pub fn parse(args: &[String]) -> Result<Command, Failure> {
                 let value = it.next().ok_or_else(|| usage(&format!("{flag} needs a value")))?;
                 match *flag {
                     "--count" => {
-                        count = value.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| {
-                            usage("--count takes a number from 1 to 1000")
-                        })?
+                        count = value
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=1000).contains(n))
+                            .ok_or_else(|| usage("--count takes a number from 1 to 1000"))?
                     }
                     "--expires-hours" => {
-                        expires_hours = Some(value.parse().ok().filter(|h| *h > 0).ok_or_else(|| {
-                            usage("--expires-hours takes a whole number of hours above 0")
-                        })?)
+                        expires_hours = Some(
+                            value
+                                .parse()
+                                .ok()
+                                .filter(|h| *h > 0)
+                                .ok_or_else(|| usage("--expires-hours takes a whole number of hours above 0"))?,
+                        )
                     }
                     "--note" => note = Some(value.to_string()),
                     other => return Err(usage(&format!("unknown option {other}"))),

@@ -157,7 +157,10 @@ fn end_sessions(cfg: &AdminConfig, user: &str, reason: EndReason, mut done: Valu
         }
         Err(why) => Err(Failure::PodsNotTold {
             done,
-            why: format!("Redis at {}:{} unreachable ({why}): live sessions end at their next reconnect", cfg.redis.host, cfg.redis.port),
+            why: format!(
+                "Redis at {}:{} unreachable ({why}): live sessions end at their next reconnect",
+                cfg.redis.host, cfg.redis.port
+            ),
         }),
     }
 }

@@ -9,8 +9,8 @@ use crossbeam_channel::Sender;
 
 use crate::protocol::{self, ServerLine};
 
-use super::render::{Place, Screen};
 use super::link::LinkReader;
+use super::render::{Place, Screen};
 use super::{AuthEvent, Ending, Shared};
 
 pub fn run(shared: &Shared, stream: LinkReader, auth: Sender<AuthEvent>) -> Ending {

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use super::{shared_env_help, ConfigError, Env, RedisConfig};
 use crate::rate_limit::Rate;
-use crate::tls::{CertFiles, Check, Trust};
 
 /// Everything `chat_server` needs to start.
 #[derive(Debug, Clone)]
@@ -81,8 +80,10 @@ pub struct ServerConfig {
 /// chat_server's TLS port.
 #[derive(Debug, Clone)]
 pub struct TlsListen {
-    /// `TLS_CERT_FILE` (PEM chain, leaf first) and `TLS_KEY_FILE` (PEM).
-    pub files: CertFiles,
+    /// `TLS_CERT_FILE`: PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// `TLS_KEY_FILE`: PEM private key.
+    pub key_file: PathBuf,
     /// `TLS_PORT`, default 30443 (0 picks a free one).
     pub port: u16,
     /// How often the files are checked for a new certificate
@@ -139,18 +140,6 @@ impl SslMode {
             SslMode::Require => "require",
             SslMode::VerifyCa => "verify-ca",
             SslMode::VerifyFull => "verify-full",
-        }
-    }
-
-    /// What the certificate check is, given the root file (`None`: no TLS).
-    pub fn check(self, root_cert: Option<&PathBuf>) -> Option<Check> {
-        match self {
-            SslMode::Disable => None,
-            SslMode::Prefer => Some(Check::Nothing),
-            SslMode::Require if root_cert.is_some() => Some(Check::Authority),
-            SslMode::Require => Some(Check::Nothing),
-            SslMode::VerifyCa => Some(Check::Authority),
-            SslMode::VerifyFull => Some(Check::AuthorityAndName),
         }
     }
 }
@@ -215,11 +204,6 @@ impl DbConfig {
             )?,
             sslrootcert: env.0("DB_SSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from),
         })
-    }
-
-    /// Whom the certificate checks trust.
-    pub fn trust(&self) -> Trust {
-        crate::tls::client_config::trust_from(self.sslrootcert.as_deref())
     }
 }
 
@@ -312,7 +296,8 @@ fn tls_listen<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<TlsL
         (None, Some(_)) => return Err(ConfigError::new("TLS_CERT_FILE", "", "set, as TLS_KEY_FILE is")),
     };
     Ok(Some(TlsListen {
-        files: CertFiles { cert, key },
+        cert_file: cert,
+        key_file: key,
         port: env.parsed("TLS_PORT", 30443, "a port number")?,
         reload_every: Duration::from_secs(env.positive("TLS_RELOAD_SECS", 10)?),
         handshake_timeout: Duration::from_secs(env.positive("TLS_HANDSHAKE_SECS", 10)?),

@@ -335,12 +335,10 @@ impl DbManager {
     // ------------------------------------------------------------ users
 
     pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let row = self
-            .conn()?
-            .query_opt(
-                "SELECT user_id, username, password_hash, disabled_at IS NOT NULL FROM users WHERE username = $1",
-                &[&username],
-            )?;
+        let row = self.conn()?.query_opt(
+            "SELECT user_id, username, password_hash, disabled_at IS NOT NULL FROM users WHERE username = $1",
+            &[&username],
+        )?;
         Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2), disabled: r.get(3) }))
     }
 

@@ -19,6 +19,19 @@ const SOCKET_TIMEOUT: Duration = Duration::from_secs(20);
 /// The connector every connection uses (TLS or not, by `ssl_mode`).
 pub type Tls = MakeRustlsConnect;
 
+/// What `mode` checks of the certificate (`None`: no TLS), as libpq:
+/// `require` checks the CA only when a root file is given.
+fn check_of(mode: SslMode, root_file: bool) -> Option<Check> {
+    match mode {
+        SslMode::Disable => None,
+        SslMode::Prefer => Some(Check::Nothing),
+        SslMode::Require if root_file => Some(Check::Authority),
+        SslMode::Require => Some(Check::Nothing),
+        SslMode::VerifyCa => Some(Check::Authority),
+        SslMode::VerifyFull => Some(Check::AuthorityAndName),
+    }
+}
+
 #[derive(Clone)]
 pub struct PgTarget {
     pub config: postgres::Config,
@@ -51,13 +64,14 @@ impl PgTarget {
             .keepalives_interval(Duration::from_secs(3))
             .keepalives_retries(3)
             .tcp_user_timeout(SOCKET_TIMEOUT);
-        let check = cfg.sslmode.check(cfg.sslrootcert.as_ref());
+        let check = check_of(cfg.sslmode, cfg.sslrootcert.is_some());
         pg.ssl_mode(match cfg.sslmode {
             SslMode::Disable => PgSslMode::Disable,
             SslMode::Prefer => PgSslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => PgSslMode::Require,
         });
-        let client = client_config::client_config(&cfg.trust(), check.unwrap_or(Check::Nothing))
+        let trust = client_config::trust_from(cfg.sslrootcert.as_deref());
+        let client = client_config::client_config(&trust, check.unwrap_or(Check::Nothing))
             .map_err(|e| format!("DB_SSLMODE={}: {e}", cfg.sslmode.as_str()))?;
         Ok(PgTarget { config: pg, tls: MakeRustlsConnect::new((*client).clone()) })
     }

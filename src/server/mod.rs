@@ -147,8 +147,8 @@ impl Server {
     pub fn start(cfg: &ServerConfig) -> Result<Server, StartError> {
         crate::sys::raise_open_files_limit();
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
-        let db =
-            DbManager::connect(&cfg.db, "chat_server").map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+        let db = DbManager::connect(&cfg.db, "chat_server")
+            .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
         let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
@@ -175,7 +175,8 @@ impl Server {
         };
         let mut ports = Vec::new();
         if let Some(tls) = &cfg.tls {
-            let cert = crate::tls::ReloadingCert::load(tls.files.clone()).map_err(StartError::Tls)?;
+            let files = crate::tls::CertFiles { cert: tls.cert_file.clone(), key: tls.key_file.clone() };
+            let cert = crate::tls::ReloadingCert::load(files).map_err(StartError::Tls)?;
             cert.watch(tls.reload_every);
             ports.push(Port { listener: bind(tls.port)?, tls: Some(cert.server_config()) });
         }
@@ -202,7 +203,10 @@ impl Server {
             draining: AtomicBool::new(false),
             resume_ttl: cfg.resume_ttl,
             registration: cfg.registration,
-            tls_handshake_timeout: cfg.tls.as_ref().map_or(Duration::ZERO, |t| t.handshake_timeout.min(cfg.auth_timeout)),
+            tls_handshake_timeout: cfg
+                .tls
+                .as_ref()
+                .map_or(Duration::ZERO, |t| t.handshake_timeout.min(cfg.auth_timeout)),
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
         if let Some(port) = cfg.metrics_port {
@@ -212,7 +216,10 @@ impl Server {
                 .map_err(|source| StartError::Bind { addr: bind, source })?;
         }
         for port in &ports {
-            let addr = port.listener.local_addr().map_err(|source| StartError::Bind { addr: cfg.bind_addr.clone(), source })?;
+            let addr = port
+                .listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr: cfg.bind_addr.clone(), source })?;
             let tls = if port.tls.is_some() { " (TLS)" } else { "" };
             info!("listening on {addr}{tls} as pod {}", cfg.pod_id);
         }

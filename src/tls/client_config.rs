@@ -158,10 +158,9 @@ pub fn explain(e: &io::Error, host: &str, trust: &Trust) -> String {
     let tls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
     match tls {
         Some(rustls::Error::InvalidCertificate(cert)) => match cert {
-            CertificateError::UnknownIssuer => format!(
-                "the server's certificate is not signed by {} (a private CA needs --ca FILE)",
-                trust.describe()
-            ),
+            CertificateError::UnknownIssuer => {
+                format!("the server's certificate is not signed by {} (a private CA needs --ca FILE)", trust.describe())
+            }
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 format!("the server's certificate is not valid for the name {host:?}: {cert}")
             }

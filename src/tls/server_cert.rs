@@ -40,7 +40,11 @@ impl ReloadingCert {
         let (cert_pem, key_pem) = read_pair(&files)?;
         let key = certified_key(&files, &cert_pem, &key_pem)?;
         info!("TLS certificate {} loaded from {}", fingerprint(&key), files.cert.display());
-        Ok(Arc::new(ReloadingCert { files, current: RwLock::new(Arc::new(key)), loaded: Mutex::new((cert_pem, key_pem)) }))
+        Ok(Arc::new(ReloadingCert {
+            files,
+            current: RwLock::new(Arc::new(key)),
+            loaded: Mutex::new((cert_pem, key_pem)),
+        }))
     }
 
     /// A rustls server configuration that always hands out the current
@@ -61,7 +65,11 @@ impl ReloadingCert {
             return Ok(false);
         }
         let key = certified_key(&self.files, &cert_pem, &key_pem)?;
-        info!("TLS certificate {} loaded from {} (replaces the previous one)", fingerprint(&key), self.files.cert.display());
+        info!(
+            "TLS certificate {} loaded from {} (replaces the previous one)",
+            fingerprint(&key),
+            self.files.cert.display()
+        );
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(key);
         *loaded = (cert_pem, key_pem);
         Ok(true)
@@ -108,9 +116,8 @@ fn certified_key(files: &CertFiles, cert_pem: &[u8], key_pem: &[u8]) -> Result<C
     let key = PrivateKeyDer::from_pem_slice(key_pem)
         .map_err(|e| format!("{}: not a PEM private key: {e}", files.key.display()))?;
     let provider = rustls::crypto::ring::default_provider();
-    CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-        format!("{} and {} do not make a usable pair: {e}", files.cert.display(), files.key.display())
-    })
+    CertifiedKey::from_der(chain, key, &provider)
+        .map_err(|e| format!("{} and {} do not make a usable pair: {e}", files.cert.display(), files.key.display()))
 }
 
 /// `sha256:1a2b…` of the leaf certificate, for logs.

@@ -58,7 +58,9 @@ fn login_v2(c: &mut Client, user: &str, password: &str) -> String {
     c.send(password);
     c.expect(&protocol::auth_success(text::LOGIN_OK));
     let line = c.line();
-    let ServerLine::Session(token) = protocol::parse_server_line(&line) else { panic!("expected SESSION, got {line:?}") };
+    let ServerLine::Session(token) = protocol::parse_server_line(&line) else {
+        panic!("expected SESSION, got {line:?}")
+    };
     let token = token.to_string();
     c.lines_until(protocol::MAIN_MENU_END);
     token

@@ -185,7 +185,8 @@ fn a_rotated_certificate_reaches_new_connections_and_live_ones_stay() {
 
     // The connection made before the rotation goes on.
     live.send(input::MENU_BROADCAST);
-    let opened: Vec<String> = std::iter::from_fn(|| live.line()).take_while(|l| l != protocol::CONVERSATION_READY).collect();
+    let opened: Vec<String> =
+        std::iter::from_fn(|| live.line()).take_while(|l| l != protocol::CONVERSATION_READY).collect();
     assert!(opened.iter().any(|l| l.contains(protocol::text::BROADCAST_CHANNEL)), "{opened:?}");
     live.send("still here after the rotation");
     assert_eq!(live.line().as_deref(), Some(protocol::broadcast_sent(0, 0).as_str()));
