@@ -12,6 +12,12 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --check || { echo "test: run cargo fmt (rustfmt.toml)" >&2; exit 1; }
 bash scripts/check-deploy.sh
+# The dashboard's page is tested in a real headless browser.
+if ! command -v chromium >/dev/null; then
+    echo "test: installing Debian's chromium for the dashboard test" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+fi
 
 dir=$(mktemp -d /tmp/chatp-test.XXXXXX)
 cleanup() {

@@ -21,6 +21,7 @@
 //! - [`sys`]: process set-up of the binaries: logging, stop signals, limits, allocator, idle stacks.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 //! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
+//! - [`dashboard`]: `chat_dashboard`: samples Redis, PostgreSQL and the Kubernetes API; the page and JSON API.
 //! - [`admin`]: `chat_admin`: accounts, invite codes, ending sessions, from the command line.
 //! - [`autoscaler`]: `chat_autoscaler`: user count to replicas (pure policy), the Kubernetes API calls.
 
@@ -30,6 +31,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod dashboard;
 pub mod db_manager;
 pub mod framing;
 pub mod metrics;

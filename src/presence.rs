@@ -246,6 +246,18 @@ impl OnlineCounter {
             .collect())
     }
 
+    /// Runs `f` on the counter's connection (opened if needed; dropped
+    /// after a failure).
+    pub fn with_conn<T>(
+        &mut self,
+        f: impl FnOnce(&mut redis::Connection, &Keys) -> redis::RedisResult<T>,
+    ) -> RedisResult<T> {
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
+        let r = f(conn, &self.keys).map_err(failed("reading or writing"));
+        r.inspect_err(|_| self.conn = None)
+    }
+
     /// Users online now, not counting those whose only pods stopped their
     /// heartbeat (the pods reap them; this only reads).
     pub fn count(&mut self) -> RedisResult<usize> {

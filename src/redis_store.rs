@@ -59,6 +59,14 @@ impl Keys {
     pub fn broadcast_channel(&self) -> String {
         format!("{}chat:broadcast", self.prefix)
     }
+    /// The autoscaler's last tick, for the dashboard.
+    pub fn autoscaler_last(&self) -> String {
+        format!("{}autoscaler:last", self.prefix)
+    }
+    /// The autoscaler's recent replica changes (a capped list).
+    pub fn autoscaler_events(&self) -> String {
+        format!("{}autoscaler:events", self.prefix)
+    }
     /// Sessions to end on every pod ([`crate::session_end`]).
     pub fn admin_channel(&self) -> String {
         format!("{}chat:admin", self.prefix)

@@ -8,6 +8,10 @@
 //! `PATCH /api/v1/namespaces/{ns}/pods/{pod}`, merge patch of the
 //! annotation `controller.kubernetes.io/pod-deletion-cost`.
 //!
+//! Read-only, for chat_dashboard: `GET .../deployments/{name}` (replicas
+//! and their states, the pod selector) and `GET /api/v1/namespaces/{ns}/pods
+//! ?labelSelector=...` (each chat pod).
+//!
 //! The bearer token is read from its file for every request: projected
 //! ServiceAccount tokens rotate while the pod runs.
 
@@ -147,6 +151,32 @@ struct Status {
     message: String,
 }
 
+/// A Deployment as the dashboard shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeploymentStatus {
+    pub name: String,
+    pub desired: u32,
+    pub ready: u32,
+    pub available: u32,
+    pub updated: u32,
+    /// `spec.selector.matchLabels` as a label selector (`a=b,c=d`).
+    #[serde(skip)]
+    pub selector: String,
+}
+
+/// A pod as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PodStatus {
+    pub name: String,
+    pub phase: String,
+    pub ready: bool,
+    pub restarts: u32,
+    /// `metadata.creationTimestamp` (RFC 3339).
+    pub created: String,
+    pub node: String,
+    pub ip: String,
+}
+
 /// The annotation the ReplicaSet controller reads to pick the pods it
 /// removes first (the lowest cost).
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -217,6 +247,80 @@ impl KubeApi {
         }
     }
 
+    /// The Deployment's replicas (desired, ready, available, updated) and
+    /// pod selector.
+    pub fn deployment_status(&self) -> Result<DeploymentStatus, String> {
+        let url = self.scale_url.trim_end_matches("/scale").to_string();
+        let v = self.get_json(&url, &format!("get deployments/{}", self.target.name))?;
+        let num = |p: &str| v.pointer(p).and_then(|n| n.as_u64()).unwrap_or(0) as u32;
+        let selector = v
+            .pointer("/spec/selector/matchLabels")
+            .and_then(|m| m.as_object())
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .join(",");
+        Ok(DeploymentStatus {
+            name: self.target.name.clone(),
+            desired: num("/spec/replicas"),
+            ready: num("/status/readyReplicas"),
+            available: num("/status/availableReplicas"),
+            updated: num("/status/updatedReplicas"),
+            selector,
+        })
+    }
+
+    /// The pods `selector` (`a=b,c=d`) picks, by name.
+    pub fn pods(&self, selector: &str) -> Result<Vec<PodStatus>, String> {
+        let url = format!("{}?labelSelector={}", self.pods_url.trim_end_matches('/'), url_encode(selector));
+        let v = self.get_json(&url, "list pods")?;
+        let text = |item: &serde_json::Value, p: &str| {
+            item.pointer(p).and_then(|s| s.as_str()).unwrap_or_default().to_string()
+        };
+        let mut pods: Vec<PodStatus> = v
+            .pointer("/items")
+            .and_then(|i| i.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| {
+                        let statuses = item.pointer("/status/containerStatuses").and_then(|c| c.as_array());
+                        let ready = item
+                            .pointer("/status/conditions")
+                            .and_then(|c| c.as_array())
+                            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+                        PodStatus {
+                            name: text(item, "/metadata/name"),
+                            phase: text(item, "/status/phase"),
+                            ready,
+                            restarts: statuses
+                                .map(|s| s.iter().filter_map(|c| c["restartCount"].as_u64()).sum::<u64>() as u32)
+                                .unwrap_or(0),
+                            created: text(item, "/metadata/creationTimestamp"),
+                            node: text(item, "/spec/nodeName"),
+                            ip: text(item, "/status/podIP"),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        pods.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(pods)
+    }
+
+    /// A GET whose answer is JSON; the error is one line naming the call.
+    fn get_json(&self, url: &str, call: &str) -> Result<serde_json::Value, String> {
+        let request = self.authorized(self.agent.get(url)).map_err(|e| e.to_string())?;
+        let mut reply = request.call().map_err(|e| format!("{call}: {e}"))?;
+        match reply.status().as_u16() {
+            200..=299 => reply.body_mut().read_json().map_err(|e| format!("{call}: not JSON: {e}")),
+            403 => Err(format!(
+                "{call}: 403 Forbidden: {}; grant verbs get and list in a Role bound to the ServiceAccount",
+                status_message(reply.body_mut())
+            )),
+            status => Err(format!("{call}: answered {status}: {}", status_message(reply.body_mut()))),
+        }
+    }
+
     /// Adds `Accept` and, with a token file, `Authorization: Bearer <token>`
     /// from the file as it is now.
     fn authorized<B>(&self, request: RequestBuilder<B>) -> Result<RequestBuilder<B>, ScaleError> {
@@ -264,6 +368,16 @@ fn status_message(body: &mut ureq::Body) -> String {
         message.push_str("...");
     }
     message
+}
+
+/// A label selector in a query string (`=` and `,` escaped).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Every certificate in a PEM file.

@@ -5,6 +5,7 @@
 
 pub mod kube_api;
 mod policy;
+pub mod report;
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -162,16 +163,51 @@ impl Autoscaler {
         }
     }
 
-    fn log(&self, result: Result<Decision, TickError>) -> bool {
-        match result {
-            Ok(d) if d.changes_replicas() && self.dry_run => log::info!("{d} dry-run=not-patched"),
-            Ok(d) => log::info!("{d}"),
+    fn log(&mut self, result: Result<Decision, TickError>) -> bool {
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (ok, report) = match &result {
+            Ok(d) => {
+                let line = if d.changes_replicas() && self.dry_run {
+                    format!("{d} dry-run=not-patched")
+                } else {
+                    d.to_string()
+                };
+                log::info!("{line}");
+                let action = if self.dry_run && d.changes_replicas() { "dry-run" } else { d.action.label() };
+                let report = report::TickReport {
+                    at,
+                    ok: true,
+                    users: Some(d.users),
+                    current: Some(d.current),
+                    desired: Some(d.desired),
+                    target: Some(d.target),
+                    action: action.into(),
+                    line,
+                };
+                (true, report)
+            }
             Err(e) => {
                 log::warn!("{e}");
-                return false;
+                let d = e.decision.as_ref();
+                let report = report::TickReport {
+                    at,
+                    ok: false,
+                    users: e.users,
+                    current: d.map(|d| d.current),
+                    desired: d.map(|d| d.desired),
+                    target: d.map(|d| d.target),
+                    action: "failed".into(),
+                    line: e.to_string(),
+                };
+                (false, report)
             }
+        };
+        // For the dashboard; it expires after three missed ticks.
+        let ttl = self.check_interval.as_secs().max(1) * 3;
+        if let Err(e) = self.counter.with_conn(|c, keys| report::write(c, keys, &report, ttl)) {
+            log::debug!("tick not recorded for the dashboard: {e}");
         }
-        true
+        ok
     }
 
     /// Ticks every `CHECK_INTERVAL` until `stop` receives or closes. After

@@ -99,7 +99,7 @@ impl AutoscalerConfig {
 }
 
 impl KubeTarget {
-    fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+    pub(super) fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let path = |name: &str| env.0(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         if let Some(url) = env.0("KUBE_API_URL").filter(|v| !v.is_empty()) {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

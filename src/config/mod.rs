@@ -6,6 +6,7 @@
 mod admin;
 mod autoscaler;
 mod bench;
+mod dashboard;
 mod server;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::fmt;
 pub use admin::AdminConfig;
 pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
+pub use dashboard::{DashboardConfig, DASHBOARD_ENV_HELP};
 pub use server::{
     default_hash_workers, DbConfig, RateLimits, Registration, ServerConfig, SslMode, TlsListen, SERVER_ENV_HELP,
 };

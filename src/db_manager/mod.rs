@@ -9,6 +9,7 @@
 
 mod accounts;
 mod resume;
+mod stats;
 mod target;
 mod writer;
 
@@ -24,6 +25,7 @@ use crate::config::DbConfig;
 use crate::protocol::{username_key, HISTORY_LIMIT};
 pub use accounts::Account;
 pub use resume::{Missed, Resumed};
+pub use stats::Totals;
 pub use target::PgTarget;
 use writer::{Message, Writer};
 

@@ -51,6 +51,8 @@ struct State {
     /// Injected answers: (method or any, status), used once each.
     failures: VecDeque<(Option<String>, u16)>,
     requests: Vec<Recorded>,
+    /// The Deployment's pods: (name, ready).
+    pods: Vec<(String, bool)>,
 }
 
 /// The fake API server; stopped on drop.
@@ -108,6 +110,7 @@ impl FakeKube {
             token: token.map(String::from),
             failures: VecDeque::new(),
             requests: Vec::new(),
+            pods: Vec::new(),
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -124,6 +127,11 @@ impl FakeKube {
             port,
             thread: Some(thread),
         }
+    }
+
+    /// The Deployment's pods as `GET .../pods` lists them: (name, ready).
+    pub fn set_pods(&self, pods: &[(&str, bool)]) {
+        self.state.lock().unwrap().pods = pods.iter().map(|(n, r)| (n.to_string(), *r)).collect();
     }
 
     pub fn replicas(&self) -> u32 {
@@ -294,6 +302,15 @@ fn decide(state: &mut State, request: &Recorded) -> (u16, Value) {
             return (401, k8s_status(401, "Unauthorized"));
         }
     }
+    let pods_list = format!("/api/v1/namespaces/{}/pods?labelSelector=app%3D{}", state.namespace, state.name);
+    if request.path == pods_list && request.method == "GET" {
+        return (200, pod_list(state));
+    }
+    if request.path == format!("/apis/apps/v1/namespaces/{}/deployments/{}", state.namespace, state.name)
+        && request.method == "GET"
+    {
+        return (200, deployment(state));
+    }
     let pods_prefix = format!("/api/v1/namespaces/{}/pods/", state.namespace);
     if let Some(pod) = request.path.strip_prefix(&pods_prefix) {
         let patch: Value = serde_json::from_str(&request.body).unwrap_or(Value::Null);
@@ -337,6 +354,41 @@ fn scale(state: &State) -> Value {
         "spec": { "replicas": state.replicas },
         "status": { "replicas": state.replicas, "selector": format!("app={}", state.name) }
     })
+}
+
+fn deployment(state: &State) -> Value {
+    let ready = state.pods.iter().filter(|(_, r)| *r).count();
+    json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": { "name": state.name, "namespace": state.namespace },
+        "spec": { "replicas": state.replicas, "selector": { "matchLabels": { "app": state.name } } },
+        "status": {
+            "replicas": state.pods.len(), "readyReplicas": ready, "availableReplicas": ready,
+            "updatedReplicas": state.pods.len()
+        }
+    })
+}
+
+fn pod_list(state: &State) -> Value {
+    let items: Vec<Value> = state
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ready))| {
+            json!({
+                "metadata": { "name": name, "namespace": state.namespace, "creationTimestamp": "2026-11-26T10:00:00Z",
+                              "labels": { "app": state.name } },
+                "spec": { "nodeName": format!("node-{}", i % 2) },
+                "status": {
+                    "phase": "Running", "podIP": format!("10.0.0.{}", i + 10),
+                    "conditions": [{ "type": "Ready", "status": if *ready { "True" } else { "False" } }],
+                    "containerStatuses": [{ "name": "chat-server", "restartCount": i }]
+                }
+            })
+        })
+        .collect();
+    json!({ "kind": "PodList", "apiVersion": "v1", "items": items })
 }
 
 fn k8s_status(code: u16, message: &str) -> Value {

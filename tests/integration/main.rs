@@ -14,6 +14,7 @@ mod autoscaler;
 mod bench;
 mod broadcast;
 pub mod client;
+mod dashboard;
 mod faults;
 mod framing;
 mod groups;
