@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# chat_server, chat_admin (accounts: kubectl exec ... -- chat_admin --help)
-# and chat_client (for debugging from inside the pod).
+# chat_server, chat_admin (accounts: kubectl exec ... -- chat_admin --help),
+# chat_dashboard (the chart's dashboard Deployment runs it) and chat_client
+# (for debugging from inside the pod).
 #
 #   docker build -t chatp/chat-server .
 #   docker run -p 30080:8080 -e DB_HOST=... -e REDIS_HOST=... chatp/chat-server
@@ -25,11 +26,12 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --bin chat_server --bin chat_client --bin chat_admin
+RUN cargo build --release --locked --bin chat_server --bin chat_client --bin chat_admin --bin chat_dashboard
 
 # glibc, libgcc, CA certificates and a non-root user (65532), nothing else.
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=builder /src/target/release/chat_server /src/target/release/chat_client /src/target/release/chat_admin /usr/local/bin/
+COPY --from=builder /src/target/release/chat_server /src/target/release/chat_client /src/target/release/chat_admin \
+    /src/target/release/chat_dashboard /usr/local/bin/
 # The original chatp variables, with the server's defaults (DB_PASS and
 # REDIS_PASSWORD too, but secrets come from the environment, not the image).
 ENV DB_HOST=localhost \

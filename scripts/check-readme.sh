@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 data=$(mktemp -d /var/tmp/chatp-readme.XXXXXX)
 # PostgreSQL runs as the postgres user when this runs as root.
 chmod 755 "$data"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+dashboard_port=$(free_port)
 log="$data/run.log"
-CHATP_DATA_DIR="$data/data" setsid bash scripts/run.sh "$port" >"$log" 2>&1 &
+CHATP_DATA_DIR="$data/data" DASHBOARD_PORT="$dashboard_port" setsid bash scripts/run.sh "$port" >"$log" 2>&1 &
 run_pid=$!
 cleanup() {
     kill -INT -- "-$run_pid" 2>/dev/null || true
@@ -34,4 +36,12 @@ out=$(printf '2\n%s\npw\npw\nbye\n' "$name" | ./target/release/chat_client local
 }
 echo "$out" | grep -q "Registration successful. Welcome $name!" || { echo "check-readme: no signup:" >&2; echo "$out" >&2; exit 1; }
 echo "$out" | grep -q "Goodbye!" || { echo "check-readme: no logout:" >&2; echo "$out" >&2; exit 1; }
-echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port"
+# The dashboard run.sh started counts the new user within a sample or two.
+status=""
+for _ in $(seq 30); do
+    status=$(python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$dashboard_port/api/status', timeout=5).read().decode())" 2>/dev/null) || true
+    echo "$status" | grep -q '"registered_users":[1-9]' && break
+    sleep 0.5
+done
+echo "$status" | grep -q '"registered_users":[1-9]' || { echo "check-readme: the dashboard did not count the user: $status" >&2; cat "$log" >&2; exit 1; }
+echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port and the dashboard on $dashboard_port"

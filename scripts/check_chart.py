@@ -52,7 +52,8 @@ for name, spec in pod_specs():
         check(sc.get("allowPrivilegeEscalation") is False, f"{name}/{c['name']} allows privilege escalation")
         check(sc.get("capabilities", {}).get("drop") == ["ALL"], f"{name}/{c['name']} keeps capabilities")
     wants_token = "serviceAccountName" in spec
-    check(spec.get("automountServiceAccountToken") is wants_token, f"{name}: token mounted only for the autoscaler")
+    check(spec.get("automountServiceAccountToken") is wants_token, f"{name}: token mounted only for the autoscaler and dashboard")
+    check(not wants_token or name.endswith(("-autoscaler", "-dashboard")), f"{name} has a ServiceAccount token")
 
 # The chat server: its port, Service, graceful stop.
 chat = component("Deployment", "chat-server")
@@ -122,9 +123,9 @@ else:
     check(as_env["DEPLOYMENT_NAME"] == chat_name, "autoscaler scales another deployment")
     check(as_env["NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "autoscaler NAMESPACE not the pod's")
     check(env.get("REDIS_PASSWORD") == as_env.get("REDIS_PASSWORD"), "chat pods and autoscaler see different Redis")
-    roles = of_kind("Role")
+    roles = [r for r in of_kind("Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "autoscaler"]
     if variant == "default":
-        check(len(roles) == 1, "expected one Role")
+        check(len(roles) == 1, "expected one Role for the autoscaler")
         rules = roles[0]["rules"] if roles else []
         least = [
             {"apiGroups": ["apps"], "resources": ["deployments/scale"], "resourceNames": [chat_name], "verbs": ["get", "patch"]},
@@ -132,17 +133,18 @@ else:
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
         ]
         check(rules == least, f"autoscaler Role is not the least that works: {rules}")
-        binding = of_kind("RoleBinding")[0]
+        binding = [b for b in of_kind("RoleBinding") if b["metadata"]["labels"]["app.kubernetes.io/component"] == "autoscaler"][0]
         check(binding["roleRef"]["name"] == roles[0]["metadata"]["name"], "RoleBinding binds another Role")
         check(binding["subjects"][0]["name"] == as_spec["serviceAccountName"], "RoleBinding binds another ServiceAccount")
-        check(of_kind("ServiceAccount")[0]["metadata"]["name"] == as_spec["serviceAccountName"], "ServiceAccount missing")
+        check(as_spec["serviceAccountName"] in [a["metadata"]["name"] for a in of_kind("ServiceAccount")], "ServiceAccount missing")
         check(len(of_kind("PodDisruptionBudget")) == 1, "no PodDisruptionBudget")
         check(svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 30080, "not NodePort 30080")
         check(svc["spec"]["ports"][0]["port"] == 8080 and port == 8080, "not port 8080")
         secret = of_kind("Secret")[0]
         check(set(secret["data"]) == {"db-password", "redis-password"}, "generated Secret lacks a password")
     else:
-        check(not roles and not of_kind("RoleBinding") and not of_kind("ServiceAccount"), "rbac/serviceAccount create=false ignored")
+        check(not of_kind("Role") and not of_kind("RoleBinding"), "rbac.create=false ignored")
+        check(as_spec["serviceAccountName"] not in [a["metadata"]["name"] for a in of_kind("ServiceAccount")], "serviceAccount.create=false ignored")
         check(as_spec["serviceAccountName"] == "chat-ops", "serviceAccount.name ignored")
         check(as_env["MIN_REPLICAS"] == "2" and as_env["SCALE_DOWN_DELAY"] == "0", "autoscaler values not passed")
 
@@ -150,6 +152,30 @@ else:
     schema = open(f"{root}/schema.sql").read()
     maps = [d for d in of_kind("ConfigMap") if "01-schema.sql" in d.get("data", {})]
     check(len(maps) == 1 and maps[0]["data"]["01-schema.sql"] == schema.rstrip("\n"), "initdb ConfigMap differs from schema.sql")
+
+# The dashboard: read-only on the chat Deployment and its pods, reached
+# through a ClusterIP Service, the chat-server image's chat_dashboard.
+dash = component("Deployment", "dashboard")
+if variant == "external":
+    check(dash is None, "dashboard rendered though disabled")
+else:
+    dspec = dash["spec"]["template"]["spec"]
+    dc = dspec["containers"][0]
+    check(dc["command"] == ["/usr/local/bin/chat_dashboard"] and dc["image"] == container["image"], "dashboard is not the chat image's chat_dashboard")
+    denv = env_of(dc)
+    check(denv["DEPLOYMENT_NAME"] == chat_name and denv["DB_HOST"] == env["DB_HOST"], "dashboard looks at another deployment or database")
+    check(denv.get("REDIS_PASSWORD") == env.get("REDIS_PASSWORD"), "dashboard sees another Redis")
+    dsvc = component("Service", "dashboard")
+    check(dsvc["spec"]["type"] == "ClusterIP" and dsvc["spec"]["ports"][0]["port"] == int(denv["DASHBOARD_PORT"]), "dashboard Service is not ClusterIP on its port")
+    droles = [r for r in of_kind("Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"]
+    if variant == "default":
+        verbs = {v for r in droles for rule in r["rules"] for v in rule["verbs"]}
+        check(len(droles) == 1 and verbs <= {"get", "list"}, f"dashboard Role is not read-only: {verbs}")
+        check(droles and {"resources": ["deployments"], "apiGroups": ["apps"], "resourceNames": [chat_name], "verbs": ["get"]} in droles[0]["rules"], "dashboard cannot read the chat Deployment")
+    else:
+        check(not droles, "dashboard.rbac.create=false ignored")
+monitors = of_kind("PodMonitor")
+check(len(monitors) == (1 if variant == "flipped" else 0), "PodMonitor only when metrics.podMonitor.enabled")
 
 # `helm test` expects the server's first line, as src/protocol.rs spells it.
 token = re.search(r'pub const AUTH_REQUEST: &str = "([^"]+)"', open(f"{root}/src/protocol.rs").read())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds chat_server and chat_client and runs chat_server on port 30080 (or
-# $1), listening on 127.0.0.1 (BIND_ADDR=0.0.0.0 to accept other machines),
+# $1), and chat_dashboard on http://127.0.0.1:8088/ (DASHBOARD_PORT), both
+# listening on 127.0.0.1 (BIND_ADDR=0.0.0.0 to accept other machines),
 # with its own PostgreSQL and Redis. Their data is kept between runs, and
 # across reboots, in $CHATP_DATA_DIR (default: ~/.local/share/chatp-dev, or
 # /var/lib/chatp-dev when run as root, since PostgreSQL runs as the postgres
@@ -22,7 +23,8 @@ trap stop_services EXIT
 # shellcheck disable=SC1091
 source "$data/env"
 
-cargo build --release --locked --bin chat_server --bin chat_client
+cargo build --release --locked --bin chat_server --bin chat_client --bin chat_dashboard
+dashboard_port=${DASHBOARD_PORT:-8088}
 cat <<MSG
 
 chatp is starting on 127.0.0.1:$port (PostgreSQL 127.0.0.1:$DB_PORT, Redis 127.0.0.1:$REDIS_PORT,
@@ -30,5 +32,11 @@ data in $data). Connect from another terminal:
 
     ./target/release/chat_client localhost $port
 
+The dashboard: http://127.0.0.1:$dashboard_port/
+
 MSG
+BIND_ADDR=${BIND_ADDR:-127.0.0.1} DASHBOARD_PORT=$dashboard_port LOG_LEVEL=warn ./target/release/chat_dashboard &
+dashboard_pid=$!
+stop_all() { kill "$dashboard_pid" 2>/dev/null || true; stop_services; }
+trap stop_all EXIT
 BIND_ADDR=${BIND_ADDR:-127.0.0.1} HOSTNAME=${HOSTNAME:-$(hostname)} ./target/release/chat_server "$port"

@@ -189,3 +189,7 @@ or the one the chart's Certificate writes. */}}
 {{- define "chat-app.chatServer.tlsSecret" -}}
 {{- default (printf "%s-tls" (include "chat-app.chatServer.fullname" .)) .Values.chatServer.tls.secretName -}}
 {{- end }}
+
+{{- define "chat-app.dashboard.fullname" -}}
+{{- printf "%s-dashboard" (include "chat-app.fullname" .) }}
+{{- end }}
