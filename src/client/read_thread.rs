@@ -41,7 +41,11 @@ fn handle(shared: &Shared, line: &str, auth: &Sender<AuthEvent>) {
     let mut cont = shared.env.continuity.lock().unwrap();
     let event = match &parsed {
         ServerLine::AuthRequest => Some(AuthEvent::Request),
-        ServerLine::Hello(_) => Some(AuthEvent::Hello),
+        ServerLine::Hello(_) => {
+            // The menu offers /password from now on.
+            shared.env.renderer.lock().unwrap().protocol2 = true;
+            Some(AuthEvent::Hello)
+        }
         ServerLine::LoginPrompt | ServerLine::SignupPrompt => Some(AuthEvent::Prompt),
         ServerLine::AuthSuccess(_) => Some(AuthEvent::Success),
         ServerLine::AuthFailed(reason) => Some(AuthEvent::Failed(reason.to_string())),

@@ -181,9 +181,6 @@ impl Renderer {
         }
         // Session lines are the connection's business (read_thread), and
         // may come between the rows of a block.
-        if let ServerLine::Hello(_) = parsed {
-            self.protocol2 = true;
-        }
         if let ServerLine::Hello(_)
         | ServerLine::Session(_)
         | ServerLine::MsgId(..)

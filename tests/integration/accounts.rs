@@ -268,3 +268,31 @@ fn changing_ones_password_ends_the_other_sessions_only() {
     old.send(input::CHANGE_PASSWORD);
     assert_eq!(old.line(), protocol::invalid_option());
 }
+
+#[test]
+fn chat_client_changes_the_password_and_the_other_client_is_told() {
+    let w = World::new("client_password");
+    let server = w.start_server();
+    let name = unique("cara");
+    admin_ok(&w, &["add-user", &name, "--password-stdin"], Some("old-pw\n"));
+    let login = |c: &mut ClientProc| {
+        c.wait_for("2. Sign Up");
+        for l in ["1", &name, "old-pw"] {
+            c.type_line(l);
+        }
+        c.wait_for("'/password' to change your password");
+    };
+    let (mut first, mut second) = (ClientProc::start(server.port), ClientProc::start(server.port));
+    login(&mut first);
+    login(&mut second);
+    first.type_line("/password");
+    for l in ["old-pw", "new-pw", "new-pw"] {
+        first.type_line(l);
+    }
+    first.wait_for(&format!("✅ {}", text::PASSWORD_CHANGED));
+    second.wait_for(&format!("⛔ {}", text::ENDED_PASSWORD_CHANGED));
+    // Ended for good: no reconnection, exit 1.
+    assert_eq!(second.exit_code(), 1);
+    assert!(!second.seen.iter().any(|l| l.contains("reconnecting")), "{:?}", second.seen);
+    server.connect().login(&name, "new-pw");
+}
