@@ -11,6 +11,7 @@
 //! - [`passwords`]: Argon2id hashing, legacy SHA-256 checks, the bounded hashing pool.
 //! - [`redis_store`]: the Redis pool and every Redis key and channel name.
 //! - [`presence`]: who is online across pods (`online_users`), heartbeats, reaping dead pods.
+//! - [`remote_presence`]: which users other pods hold, from presence events: local delivery without Redis.
 //! - [`router`]: local sessions and delivery of lines across pods (pub/sub).
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
@@ -42,6 +43,7 @@ pub mod presence;
 pub mod protocol;
 pub mod rate_limit;
 pub mod redis_store;
+pub mod remote_presence;
 pub mod router;
 pub mod server;
 pub mod session_end;

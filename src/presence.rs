@@ -29,12 +29,15 @@ use redis::Script;
 use crate::redis_store::{failed, Keys, RedisConnector, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
 
 /// A session starts. KEYS: online_users, pods, pod users, user pods, pod
-/// alive. ARGV: username, pod, ttl seconds.
+/// alive. ARGV: username, pod, ttl seconds, presence channel (the user's
+/// first session on this pod is published there).
 static SESSION_UP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-redis.call('SADD', KEYS[4], ARGV[2])
+if redis.call('SADD', KEYS[4], ARGV[2]) == 1 then
+  redis.call('PUBLISH', ARGV[4], 'up\n' .. ARGV[2] .. '\n' .. ARGV[1])
+end
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SET', KEYS[5], '1', 'EX', ARGV[3])
@@ -44,14 +47,17 @@ return 1
 });
 
 /// A session ends. KEYS: online_users, pod users, user pods.
-/// ARGV: username, pod.
+/// ARGV: username, pod, presence channel (the user's last session on this
+/// pod ending is published there).
 static SESSION_DOWN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local n = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('SREM', KEYS[3], ARGV[2])
+  if redis.call('SREM', KEYS[3], ARGV[2]) == 1 then
+    redis.call('PUBLISH', ARGV[3], 'down\n' .. ARGV[2] .. '\n' .. ARGV[1])
+  end
   if redis.call('SCARD', KEYS[3]) == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end
 end
 return n
@@ -133,7 +139,7 @@ static RESYNC_POD: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local pod = ARGV[1]
 drop_pod(pod, KEYS[3], KEYS[1], ARGV[3])
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local u = ARGV[i]
   redis.call('HSET', KEYS[3], u, ARGV[i + 1])
   redis.call('SADD', fill(ARGV[3], u), pod)
@@ -146,6 +152,7 @@ else
   redis.call('SREM', KEYS[2], pod)
   redis.call('DEL', KEYS[4])
 end
+redis.call('PUBLISH', ARGV[4], 'resync\n' .. pod)
 return 1
 "#
     ))
@@ -327,6 +334,7 @@ impl Presence {
                 .arg(user)
                 .arg(&self.pod_id)
                 .arg(self.ttl.as_secs().max(1))
+                .arg(self.keys.presence_channel())
                 .invoke::<i64>(&mut *c)
                 .map(drop)
                 .map_err(failed(action.clone()))
@@ -344,6 +352,7 @@ impl Presence {
                 .key(self.keys.user_pods(user))
                 .arg(user)
                 .arg(&self.pod_id)
+                .arg(self.keys.presence_channel())
                 .invoke::<i64>(&mut *c)
                 .map(drop)
                 .map_err(failed(action.clone()))
@@ -364,13 +373,29 @@ impl Presence {
             .key(self.keys.pod_alive(&self.pod_id))
             .arg(&self.pod_id)
             .arg(ttl)
-            .arg(self.keys.user_pods(PLACEHOLDER));
+            .arg(self.keys.user_pods(PLACEHOLDER))
+            .arg(self.keys.presence_channel());
         for (user, n) in sessions {
             inv.arg(user).arg(*n);
         }
         inv.invoke::<i64>(&mut *c).map_err(failed(action))?;
         self.dirty.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// (pod, its users) for every pod in the pod set but this one: the
+    /// snapshot [`crate::remote_presence`] starts from.
+    pub fn other_pods_users(&self) -> RedisResult<Vec<(String, Vec<String>)>> {
+        let action = "reading the other pods' users";
+        let mut c = self.conn(action)?;
+        let pods: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.pods()).query(&mut *c).map_err(failed(action))?;
+        let mut out = Vec::with_capacity(pods.len());
+        for pod in pods.into_iter().filter(|p| *p != self.pod_id) {
+            let users: Vec<String> =
+                redis::cmd("HKEYS").arg(self.keys.pod_users(&pod)).query(&mut *c).map_err(failed(action))?;
+            out.push((pod, users));
+        }
+        Ok(out)
     }
 
     /// Marks presence as needing a full rewrite (Redis restarted or a write

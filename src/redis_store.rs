@@ -59,6 +59,10 @@ impl Keys {
     pub fn broadcast_channel(&self) -> String {
         format!("{}chat:broadcast", self.prefix)
     }
+    /// Presence changes, for the other pods ([`crate::remote_presence`]).
+    pub fn presence_channel(&self) -> String {
+        format!("{}chat:presence", self.prefix)
+    }
     /// The autoscaler's last tick, for the dashboard.
     pub fn autoscaler_last(&self) -> String {
         format!("{}autoscaler:last", self.prefix)

@@ -1,13 +1,17 @@
 //! Delivery of lines to users, on this pod and across pods.
 //!
 //! Each pod keeps its live sessions in a local registry (username ->
-//! outboxes) and subscribes to two Redis channels: its own
-//! (`chat:pod:<pod>`) and `chat:broadcast`. A private or group line is
-//! delivered at once to local sessions, then one Lua script looks up the
-//! pods holding each recipient (`presence:user:<user>:pods`) and publishes
-//! one envelope per pod that has recipients, naming them. So a message
-//! crosses only to the pods that hold its recipients, in one round trip; a
-//! broadcast is published once on the broadcast channel for every pod.
+//! outboxes) and subscribes to its own channel (`chat:pod:<pod>`),
+//! `chat:broadcast`, `chat:admin` (sessions to end) and `chat:presence`
+//! (other pods' logins and logouts). A private or group line is delivered
+//! at once to local sessions; a recipient served here and, as presence
+//! events tell ([`crate::remote_presence`]), on no other pod is done. For
+//! the others one Lua script looks up the pods holding each recipient
+//! (`presence:user:<user>:pods`) and publishes one envelope per pod that
+//! has recipients, naming them. So a message crosses only to the pods that
+//! hold its recipients, in one round trip, and a message between two users
+//! of one pod costs Redis nothing; a broadcast is published once on the
+//! broadcast channel for every pod.
 //!
 //! Lines of one sender reach a recipient in the order they were sent: the
 //! sender's thread publishes them one after another, and each pod's
@@ -30,6 +34,7 @@ use crate::protocol::{self, MessageKind, Notification};
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
+use crate::remote_presence::{PresenceEvent, RemotePresence};
 use crate::session_end::EndSessions;
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
@@ -196,11 +201,32 @@ pub struct Router {
     presence: Arc<Presence>,
     pool: RedisPool,
     keys: Keys,
+    /// Which users other pods hold: a recipient here and nowhere else
+    /// needs no Redis round trip.
+    remote: RemotePresence,
 }
 
 impl Router {
     pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys) -> Self {
-        Router { sessions: Mutex::new(HashMap::new()), presence_order: Mutex::new(()), presence, pool, keys }
+        Router {
+            sessions: Mutex::new(HashMap::new()),
+            presence_order: Mutex::new(()),
+            presence,
+            pool,
+            keys,
+            remote: RemotePresence::default(),
+        }
+    }
+
+    /// Reads which users the other pods hold (after subscribing to their
+    /// presence events, and when one of them rewrote its presence). Until it
+    /// succeeds every message takes the Redis route.
+    fn load_remote_presence(&self) {
+        self.remote.forget();
+        match self.presence.other_pods_users() {
+            Ok(pods) => self.remote.load(pods),
+            Err(e) => warn!("other pods' users not known (messages take the Redis route): {e}"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<Arc<Outbox>>>> {
@@ -280,6 +306,9 @@ impl Router {
     /// its channel that holds one.
     pub fn send_to_user(&self, user: &str, n: &Notice) -> bool {
         let local = self.deliver_local(user, &NoticeLines::new(n));
+        if local > 0 && self.remote.on_no_other_pod(user) {
+            return true;
+        }
         match self.route_remote(&[user], n) {
             Ok(online) => local > 0 || online > 0,
             Err(e) => {
@@ -293,13 +322,16 @@ impl Router {
     /// Sends `line` to every session of each of `users` on any pod.
     pub fn send_to_users(&self, users: &[&str], n: &Notice) {
         let lines = NoticeLines::new(n);
-        for u in users {
-            self.deliver_local(u, &lines);
-        }
-        if users.is_empty() {
+        // Those here and on no other pod are done; the rest may be elsewhere.
+        let elsewhere: Vec<&str> = users
+            .iter()
+            .copied()
+            .filter(|u| !(self.deliver_local(u, &lines) > 0 && self.remote.on_no_other_pod(u)))
+            .collect();
+        if elsewhere.is_empty() {
             return;
         }
-        if let Err(e) = self.route_remote(users, n) {
+        if let Err(e) = self.route_remote(&elsewhere, n) {
             METRICS.storage_errors.with_label_values(&["redis"]).inc();
             error!("cross-pod publish error: {e}");
         }
@@ -359,7 +391,14 @@ impl Router {
 
     /// Handles a message that came from another pod on our channels.
     fn deliver_published(&self, channel: &str, payload: &str) {
-        if channel == self.keys.admin_channel() {
+        if channel == self.keys.presence_channel() {
+            match PresenceEvent::decode(payload) {
+                Some(e) if e.pod() == self.presence.pod_id() => {}
+                Some(PresenceEvent::Resync { .. }) => self.load_remote_presence(),
+                Some(e) => self.remote.apply(e),
+                None => warn!("ignored a malformed message on {channel}"),
+            }
+        } else if channel == self.keys.admin_channel() {
             match EndSessions::decode(payload) {
                 Some(end) if end.origin != self.presence.pod_id() => {
                     let n = end.apply(&self.local_outboxes(&end.user));
@@ -471,9 +510,15 @@ fn serve(
 ) -> ListenEnd {
     let mut ps = conn.as_pubsub();
     let pod = router.presence.pod_id().to_string();
-    if let Err(e) = ps.subscribe(&[keys.pod_channel(&pod), keys.broadcast_channel(), keys.admin_channel()]) {
+    // What was known of other pods may be stale by now.
+    router.remote.forget();
+    let channels = [keys.pod_channel(&pod), keys.broadcast_channel(), keys.admin_channel(), keys.presence_channel()];
+    if let Err(e) = ps.subscribe(&channels) {
         return ListenEnd::Lost(failed("subscribing")(e));
     }
+    // After subscribing: a change from now on arrives as an event, applied
+    // after this snapshot, in order.
+    router.load_remote_presence();
     if let Err(e) = ps.set_read_timeout(Some(LISTENER_TICK)) {
         return ListenEnd::Lost(failed("subscribing")(e));
     }

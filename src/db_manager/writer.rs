@@ -58,7 +58,8 @@ const INSERT_PRIVATE: &str = "\
         RETURNING message_id, conversation_id), \
     u AS ( \
         UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
-        WHERE conversation_id IN (SELECT conversation_id FROM m)) \
+        WHERE conversation_id IN (SELECT conversation_id FROM m) \
+          AND (last_message_at IS NULL OR last_message_at < CURRENT_TIMESTAMP - interval '1 second')) \
     SELECT message_id::int8 FROM m";
 
 const INSERT_BROADCAST: &str = "\

@@ -110,3 +110,51 @@ fn users_of_a_killed_pod_leave_presence_within_thirty_seconds() {
     ca.expect(&protocol::sent(false));
     drop(cb);
 }
+
+/// A message to a user served by the sender's pod skips Redis only while
+/// no other pod holds a session of theirs: a second session elsewhere gets
+/// every message, from its login on, also after a restart of that pod.
+#[test]
+fn a_recipient_on_two_pods_gets_every_message_on_both() {
+    let w = World::new("pods_two_sessions");
+    let (p1, mut p2) = (w.start_server_with(TTL), w.start_server_with(TTL));
+    let (ann, bob) = (unique("ann"), unique("bob"));
+    let mut ann_here = p1.connect();
+    ann_here.signup(&ann, "pw");
+    let mut b = p1.connect();
+    b.signup(&bob, "pw");
+    b.open_conversation(&ann);
+    let mut round = 0;
+    let mut send = |b: &mut crate::support::Client| {
+        round += 1;
+        let text = format!("round {round}");
+        b.send(&text);
+        assert_eq!(b.line(), protocol::sent(true));
+        protocol::message(&bob, &text)
+    };
+    // Only here: delivered here.
+    let m = send(&mut b);
+    ann_here.expect(&m);
+    // A second session on the other pod gets the next message too.
+    let mut ann_there = p2.connect();
+    ann_there.login(&ann, "pw");
+    std::thread::sleep(Duration::from_millis(100));
+    let m = send(&mut b);
+    ann_here.expect(&m);
+    ann_there.expect(&m);
+    // It logs out: the session here still gets them.
+    ann_there.send(input::BYE);
+    ann_there.expect_closed();
+    let m = send(&mut b);
+    ann_here.expect(&m);
+    // The other pod restarts with the same id and ann logs in there again.
+    let pod_id = p2.pod_id.clone();
+    p2.kill();
+    let p2 = w.start_server_with(&[TTL[0], TTL[1], ("HOSTNAME", &pod_id)]);
+    let mut ann_back = p2.connect();
+    ann_back.login(&ann, "pw");
+    std::thread::sleep(Duration::from_millis(100));
+    let m = send(&mut b);
+    ann_here.expect(&m);
+    ann_back.expect(&m);
+}
