@@ -18,7 +18,10 @@ use super::session::{Session, User};
 use super::{auth, broadcast, groups, password, private_messages, Context};
 
 /// The TLS handshake, within the handshake time (the connection already
-/// counts against the server's limits, and a drain closes it).
+/// counts against the server's limits, and a drain closes it). Never
+/// inlined: rustls's connection state would otherwise widen `run`'s frame,
+/// which stays resident on every idle connection's stack.
+#[inline(never)]
 fn tls_handshake(
     ctx: &Context,
     stream: &TcpStream,

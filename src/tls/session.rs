@@ -46,6 +46,11 @@ impl TlsSession {
     /// until some arrives. `Ok(0)`: the peer closed (with or without
     /// `close_notify`). A TLS error is `InvalidData`, and its alert waits
     /// to be sent ([`TlsSession::wants_write`]).
+    ///
+    /// Never inlined: its 4 KiB buffer must not enlarge the frame of the
+    /// plaintext read path (a frame over a page is probed, page by page, and
+    /// stays resident in every idle connection's stack).
+    #[inline(never)]
     pub fn read(&self, stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
