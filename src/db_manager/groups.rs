@@ -1,0 +1,231 @@
+//! Groups: membership, the admin role, group messages and their history.
+
+use std::sync::LazyLock;
+
+use super::{history_sql, DbManager, HistoryEntry, StoreResult};
+
+/// A group as the group screens show it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub id: i32,
+    pub name: String,
+    pub description: Option<String>,
+    pub member_count: i64,
+    /// For "my groups": the user is its admin. For "browse": unused.
+    pub is_admin: bool,
+    /// The user is a member.
+    pub is_member: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    pub username: String,
+    pub is_admin: bool,
+    /// `YYYY-MM-DD`
+    pub joined: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateGroupOutcome {
+    Created(i32),
+    NameTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    AlreadyMember,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    Left,
+    /// The last member left; the group is now inactive.
+    LeftAndClosed,
+    NotMember,
+}
+
+impl DbManager {
+    // ----------------------------------------------------------- groups
+
+    /// The active groups `user_id` belongs to, oldest first.
+    pub fn user_groups(&self, user_id: i32) -> StoreResult<Vec<GroupSummary>> {
+        let rows = self.conn()?.query(
+            "SELECT g.group_id, g.group_name, g.description, \
+                    (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                    gm.role = 'admin' \
+             FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+             WHERE gm.user_id = $1 AND g.is_active ORDER BY g.group_id",
+            &[&user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupSummary {
+                id: r.get(0),
+                name: r.get(1),
+                description: r.get(2),
+                member_count: r.get(3),
+                is_admin: r.get::<_, Option<bool>>(4).unwrap_or(false),
+                is_member: true,
+            })
+            .collect())
+    }
+
+    /// Every active group, oldest first, with whether `user_id` is in it.
+    pub fn all_groups(&self, user_id: i32) -> StoreResult<Vec<GroupSummary>> {
+        let rows = self.conn()?.query(
+            "SELECT g.group_id, g.group_name, g.description, \
+                    (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                    EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
+             FROM groups g WHERE g.is_active ORDER BY g.group_id",
+            &[&user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupSummary {
+                id: r.get(0),
+                name: r.get(1),
+                description: r.get(2),
+                member_count: r.get(3),
+                is_admin: false,
+                is_member: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The name of an active group `user_id` belongs to; `None` otherwise.
+    pub fn member_group_name(&self, group_id: i32, user_id: i32) -> StoreResult<Option<String>> {
+        let row = self.conn()?.query_opt(
+            "SELECT g.group_name FROM groups g JOIN group_members gm ON gm.group_id = g.group_id \
+             WHERE g.group_id = $1 AND gm.user_id = $2 AND g.is_active",
+            &[&group_id, &user_id],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Creates a group with `creator` as its admin. Names are unique among
+    /// active groups (checked under a lock on the name).
+    pub fn create_group(&self, name: &str, description: Option<&str>, creator: i32) -> StoreResult<CreateGroupOutcome> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('group:' || $1))", &[&name])?;
+        let taken = tx.query_opt("SELECT 1 FROM groups WHERE group_name = $1 AND is_active", &[&name])?;
+        if taken.is_some() {
+            return Ok(CreateGroupOutcome::NameTaken);
+        }
+        let id: i32 = tx
+            .query_one(
+                "INSERT INTO groups (group_name, description, creator_id) VALUES ($1, $2, $3) RETURNING group_id",
+                &[&name, &description, &creator],
+            )?
+            .get(0);
+        tx.execute("INSERT INTO group_members (group_id, user_id, role) VALUES ($1, $2, 'admin')", &[&id, &creator])?;
+        tx.commit()?;
+        Ok(CreateGroupOutcome::Created(id))
+    }
+
+    pub fn join_group(&self, group_id: i32, user_id: i32) -> StoreResult<JoinOutcome> {
+        let row = self.conn()?.query_one(
+            "WITH g AS (SELECT group_id FROM groups WHERE group_id = $1 AND is_active), \
+                  ins AS (INSERT INTO group_members (group_id, user_id, role) \
+                          SELECT group_id, $2, 'member' FROM g \
+                          ON CONFLICT (group_id, user_id) DO NOTHING RETURNING 1) \
+             SELECT EXISTS (SELECT 1 FROM g), EXISTS (SELECT 1 FROM ins)",
+            &[&group_id, &user_id],
+        )?;
+        Ok(match (row.get(0), row.get(1)) {
+            (false, _) => JoinOutcome::NotFound,
+            (true, true) => JoinOutcome::Joined,
+            (true, false) => JoinOutcome::AlreadyMember,
+        })
+    }
+
+    /// Leaves a group. An admin who leaves hands the role to the longest
+    /// member; the last member to leave closes the group.
+    pub fn leave_group(&self, group_id: i32, user_id: i32) -> StoreResult<LeaveOutcome> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        // Lock the group row so concurrent leaves see each other.
+        if tx.query_opt("SELECT 1 FROM groups WHERE group_id = $1 AND is_active FOR UPDATE", &[&group_id])?.is_none() {
+            return Ok(LeaveOutcome::NotMember);
+        }
+        let left = tx.query_opt(
+            "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2 RETURNING role",
+            &[&group_id, &user_id],
+        )?;
+        let Some(left) = left else {
+            return Ok(LeaveOutcome::NotMember);
+        };
+        let remaining: i64 =
+            tx.query_one("SELECT COUNT(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0);
+        let outcome = if remaining == 0 {
+            tx.execute("UPDATE groups SET is_active = FALSE WHERE group_id = $1", &[&group_id])?;
+            LeaveOutcome::LeftAndClosed
+        } else {
+            if left.get::<_, Option<String>>(0).as_deref() == Some("admin") {
+                tx.execute(
+                    "UPDATE group_members SET role = 'admin' WHERE group_id = $1 AND user_id = ( \
+                       SELECT user_id FROM group_members WHERE group_id = $1 \
+                       AND NOT EXISTS (SELECT 1 FROM group_members a WHERE a.group_id = $1 AND a.role = 'admin') \
+                       ORDER BY joined_at, membership_id LIMIT 1)",
+                    &[&group_id],
+                )?;
+            }
+            LeaveOutcome::Left
+        };
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    /// Members, admins first, then by join time.
+    pub fn group_members(&self, group_id: i32) -> StoreResult<Vec<GroupMember>> {
+        let rows = self.conn()?.query(
+            "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
+             FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
+             WHERE gm.group_id = $1 ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
+            &[&group_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupMember {
+                username: r.get(0),
+                is_admin: r.get::<_, Option<bool>>(1).unwrap_or(false),
+                joined: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Stores a group message and returns its id and the members at that
+    /// moment (one statement, so the list matches the commit). `None`: the
+    /// sender is no longer a member of an active group and nothing was
+    /// stored.
+    pub fn save_group_message(
+        &self,
+        group_id: i32,
+        sender_id: i32,
+        sender: &str,
+        text: &str,
+    ) -> StoreResult<Option<(i64, Vec<String>)>> {
+        let rows = self.conn()?.query(
+            "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
+                         WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \
+                  ins AS (INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
+                          SELECT $1, $2, $3, $4 FROM ok RETURNING message_id) \
+             SELECT u.username, (SELECT message_id::int8 FROM ins) FROM group_members gm \
+             JOIN users u ON u.user_id = gm.user_id \
+             WHERE gm.group_id = $1 AND EXISTS (SELECT 1 FROM ins)",
+            &[&group_id, &sender_id, &sender, &text],
+        )?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        Ok(Some((first.get(1), rows.iter().map(|r| r.get(0)).collect())))
+    }
+
+    pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {
+        static SQL: LazyLock<String> =
+            LazyLock::new(|| history_sql("group_messages", "message_id", "WHERE group_id = $1"));
+        self.history(&SQL, &[&group_id])
+    }
+}

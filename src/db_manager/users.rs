@@ -1,0 +1,152 @@
+//! Users and their sessions: lookups for login and signup (names unique as
+//! people read them), password hashes, the `sessions` rows of live
+//! connections.
+
+use super::{is_unique_violation, resume, DbManager, StoreResult};
+use crate::protocol::username_key;
+
+/// A user row as authentication needs it.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i32,
+    pub username: String,
+    pub password_hash: String,
+    /// An administrator disabled the account (`chat_admin disable`).
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    Created(i32),
+    UsernameTaken,
+    /// The invite code is unknown, used or expired.
+    InviteInvalid,
+}
+
+/// Whether a user has the name `$1` or one that reads the same (key `$2`).
+const NAME_TAKEN_SQL: &str = "SELECT EXISTS (SELECT 1 FROM users WHERE username = $1 OR username_key = $2)";
+
+impl DbManager {
+    // ------------------------------------------------------------ users
+
+    pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
+        let row = self.conn()?.query_opt(
+            "SELECT user_id, username, password_hash, disabled_at IS NOT NULL FROM users WHERE username = $1",
+            &[&username],
+        )?;
+        Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2), disabled: r.get(3) }))
+    }
+
+    /// Whether a user has this name or one that reads the same
+    /// ([`username_key`]).
+    pub fn username_taken(&self, username: &str) -> StoreResult<bool> {
+        let row = self.conn()?.query_one(NAME_TAKEN_SQL, &[&username, &username_key(username)])?;
+        Ok(row.get(0))
+    }
+
+    /// Creates a user unless the name, or one that reads the same, exists
+    /// (checked under a lock on the key, so two look-alike signups at once
+    /// cannot both pass).
+    /// With `invite`, the code is taken in the same transaction (one
+    /// account per code, however many try it at once).
+    pub fn create_user(&self, username: &str, password_hash: &str, invite: Option<&str>) -> StoreResult<SignupOutcome> {
+        let key = username_key(username);
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('user:' || $1))", &[&key])?;
+        let taken = tx.query_one(NAME_TAKEN_SQL, &[&username, &key])?;
+        if taken.get(0) {
+            return Ok(SignupOutcome::UsernameTaken);
+        }
+        if let Some(code) = invite {
+            let taken = tx.query_opt(
+                "UPDATE chatp_invites SET used_at = CURRENT_TIMESTAMP WHERE code_hash = $1 AND used_at IS NULL \
+                 AND (expires_at IS NULL OR expires_at > CURRENT_TIMESTAMP) RETURNING code_hash",
+                &[&resume::token_hash(code)],
+            )?;
+            if taken.is_none() {
+                return Ok(SignupOutcome::InviteInvalid);
+            }
+        }
+        let res = tx.query_one(
+            "INSERT INTO users (username, password_hash, username_key) VALUES ($1, $2, $3) RETURNING user_id",
+            &[&username, &password_hash, &key],
+        );
+        match res {
+            Ok(row) => {
+                let id: i32 = row.get(0);
+                if let Some(code) = invite {
+                    tx.execute(
+                        "UPDATE chatp_invites SET used_by = $2 WHERE code_hash = $1",
+                        &[&resume::token_hash(code), &id],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(SignupOutcome::Created(id))
+            }
+            Err(e) if is_unique_violation(&e) => Ok(SignupOutcome::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces a legacy hash; only if it is still the one that was checked.
+    pub fn upgrade_password_hash(&self, user_id: i32, old_hash: &str, new_hash: &str) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE users SET password_hash = $3 WHERE user_id = $1 AND password_hash = $2",
+            &[&user_id, &old_hash, &new_hash],
+        )?;
+        Ok(())
+    }
+
+    /// Every user but `user_id`, by name.
+    pub fn other_usernames(&self, user_id: i32) -> StoreResult<Vec<String>> {
+        let rows =
+            self.conn()?.query("SELECT username FROM users WHERE user_id <> $1 ORDER BY username", &[&user_id])?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn find_user_id(&self, username: &str) -> StoreResult<Option<i32>> {
+        let row = self.conn()?.query_opt("SELECT user_id FROM users WHERE username = $1", &[&username])?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    // --------------------------------------------------------- sessions
+
+    /// Opens a `sessions` row for a login on `pod_id`; stamps `last_login`.
+    pub fn create_session(&self, user_id: i32, pod_id: &str) -> StoreResult<i32> {
+        let row = self.conn()?.query_one(
+            "WITH s AS (INSERT INTO sessions (user_id, pod_id) VALUES ($1, $2) RETURNING session_id), \
+                  u AS (UPDATE users SET last_login = CURRENT_TIMESTAMP WHERE user_id = $1) \
+             SELECT session_id FROM s",
+            &[&user_id, &pod_id],
+        )?;
+        Ok(row.get(0))
+    }
+
+    pub fn end_session(&self, session_id: i32) -> StoreResult<()> {
+        self.conn()?.execute(
+            "UPDATE sessions SET logout_time = CURRENT_TIMESTAMP, is_active = FALSE \
+             WHERE session_id = $1 AND is_active",
+            &[&session_id],
+        )?;
+        Ok(())
+    }
+
+    /// Opens again rows of live sessions that another pod closed when it
+    /// took this pod for dead.
+    pub fn reopen_sessions(&self, session_ids: &[i32]) -> StoreResult<u64> {
+        Ok(self.conn()?.execute(
+            "UPDATE sessions SET logout_time = NULL, is_active = TRUE WHERE session_id = ANY($1) AND NOT is_active",
+            &[&session_ids],
+        )?)
+    }
+
+    /// Closes every session a pod left open (it died, or restarts).
+    pub fn end_pod_sessions(&self, pod_id: &str) -> StoreResult<u64> {
+        Ok(self.conn()?.execute(
+            "UPDATE sessions SET logout_time = CURRENT_TIMESTAMP, is_active = FALSE \
+             WHERE pod_id = $1 AND is_active",
+            &[&pod_id],
+        )?)
+    }
+}
