@@ -21,25 +21,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-/// The bounds and pace of scaling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
-    /// Fewest pods (`MIN_REPLICAS`, default 1, at least 1).
-    pub min_replicas: u32,
-    /// Most pods (`MAX_REPLICAS`, default 10, at least `min_replicas`).
-    pub max_replicas: u32,
-    /// Users one pod is for (`USERS_PER_POD`, default 3, at least 1).
-    pub users_per_pod: u32,
-    /// Stabilization window for scaling down (`SCALE_DOWN_DELAY`, default
-    /// 60 s; 0 scales down at once).
-    pub scale_down_delay: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy { min_replicas: 1, max_replicas: 10, users_per_pod: 3, scale_down_delay: Duration::from_secs(60) }
-    }
-}
+/// The bounds and pace of scaling: read by `config`, decided on here.
+pub use crate::config::Policy;
 
 /// What to do with the deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,26 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{shared_env_help, ConfigError, Env, RedisConfig};
-use crate::autoscaler::Policy;
+
+/// The bounds and pace of scaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Fewest pods (`MIN_REPLICAS`, default 1, at least 1).
+    pub min_replicas: u32,
+    /// Most pods (`MAX_REPLICAS`, default 10, at least `min_replicas`).
+    pub max_replicas: u32,
+    /// Users one pod is for (`USERS_PER_POD`, default 3, at least 1).
+    pub users_per_pod: u32,
+    /// Stabilization window for scaling down (`SCALE_DOWN_DELAY`, default
+    /// 60 s; 0 scales down at once).
+    pub scale_down_delay: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { min_replicas: 1, max_replicas: 10, users_per_pod: 3, scale_down_delay: Duration::from_secs(60) }
+    }
+}
 
 /// The ServiceAccount token a pod gets mounted.
 pub const IN_CLUSTER_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";

@@ -12,7 +12,7 @@ mod server;
 use std::fmt;
 
 pub use admin::AdminConfig;
-pub use autoscaler::{AutoscalerConfig, KubeTarget, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
+pub use autoscaler::{AutoscalerConfig, KubeTarget, Policy, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
 pub use dashboard::{DashboardConfig, DASHBOARD_ENV_HELP};
 pub use server::{
