@@ -3,7 +3,7 @@
 //! disabled, deleted or re-passworded user end on every pod at once.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use chatp::protocol::{self, input, text, ServerLine};
@@ -15,17 +15,9 @@ use crate::support::{unique, Client, World, NO_RATE_LIMITS};
 /// `chat_admin args` on this world's database and Redis: exit code, the
 /// JSON lines it printed, stderr.
 fn admin(w: &World, args: &[&str], stdin: Option<&str>) -> (i32, Vec<Value>, String) {
-    let s = &w.services;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chat_admin"))
+    let mut child = w
+        .command(env!("CARGO_BIN_EXE_chat_admin"))
         .args(args)
-        .env("DB_HOST", &s.db_host)
-        .env("DB_PORT", s.db_port.to_string())
-        .env("DB_NAME", &w.db_name)
-        .env("DB_USER", &s.db_user)
-        .env("DB_PASS", &s.db_pass)
-        .env("REDIS_HOST", &s.redis_host)
-        .env("REDIS_PORT", s.redis_port.to_string())
-        .env("REDIS_KEY_PREFIX", &w.prefix)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

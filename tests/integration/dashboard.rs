@@ -31,18 +31,9 @@ impl Drop for DashboardProc {
 
 impl DashboardProc {
     fn start(w: &World, kube: Option<&FakeKube>) -> DashboardProc {
-        let s = &w.services;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_dashboard"));
+        let mut cmd = w.command(env!("CARGO_BIN_EXE_chat_dashboard"));
         cmd.env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBE_API_URL")
-            .env("DB_HOST", &s.db_host)
-            .env("DB_PORT", s.db_port.to_string())
-            .env("DB_NAME", &w.db_name)
-            .env("DB_USER", &s.db_user)
-            .env("DB_PASS", &s.db_pass)
-            .env("REDIS_HOST", &s.redis_host)
-            .env("REDIS_PORT", s.redis_port.to_string())
-            .env("REDIS_KEY_PREFIX", &w.prefix)
             .env("NAMESPACE", NAMESPACE)
             .env("DEPLOYMENT_NAME", DEPLOYMENT)
             .env("BIND_ADDR", "127.0.0.1")
@@ -151,12 +142,10 @@ fn the_dashboard_shows_users_pods_and_the_autoscaler_in_a_real_browser() {
     let kube = FakeKube::http(NAMESPACE, DEPLOYMENT, 2);
     kube.set_pods(&[(&pod_a.pod_id, true), (&pod_b.pod_id, true)]);
     // One real autoscaler tick: 3 users at 1 per pod is a scale-up to 3.
-    let tick = Command::new(env!("CARGO_BIN_EXE_chat_autoscaler"))
+    let tick = w
+        .command(env!("CARGO_BIN_EXE_chat_autoscaler"))
         .arg("--once")
         .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("REDIS_HOST", &w.services.redis_host)
-        .env("REDIS_PORT", w.services.redis_port.to_string())
-        .env("REDIS_KEY_PREFIX", &w.prefix)
         .env("NAMESPACE", NAMESPACE)
         .env("DEPLOYMENT_NAME", DEPLOYMENT)
         .env("KUBE_API_URL", &kube.url)

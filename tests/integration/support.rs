@@ -109,21 +109,28 @@ impl World {
         }
     }
 
-    /// `chat_server 0` with this world's database, Redis and key prefix.
-    pub fn server_command(&self) -> Command {
+    /// `binary` with this world's database, Redis and key prefix in its
+    /// environment (the `DB_*` and `REDIS_*` every chatp binary reads).
+    pub fn command(&self, binary: &str) -> Command {
         let s = &self.services;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat_server"));
-        cmd.arg("0")
-            .env("BIND_ADDR", "127.0.0.1")
-            .env("DB_HOST", &s.db_host)
+        let mut cmd = Command::new(binary);
+        cmd.env("DB_HOST", &s.db_host)
             .env("DB_PORT", s.db_port.to_string())
             .env("DB_NAME", &self.db_name)
             .env("DB_USER", &s.db_user)
             .env("DB_PASS", &s.db_pass)
-            .env("DB_POOL_SIZE", "4")
             .env("REDIS_HOST", &s.redis_host)
             .env("REDIS_PORT", s.redis_port.to_string())
-            .env("REDIS_KEY_PREFIX", &self.prefix)
+            .env("REDIS_KEY_PREFIX", &self.prefix);
+        cmd
+    }
+
+    /// `chat_server 0` with this world's database, Redis and key prefix.
+    pub fn server_command(&self) -> Command {
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_chat_server"));
+        cmd.arg("0")
+            .env("BIND_ADDR", "127.0.0.1")
+            .env("DB_POOL_SIZE", "4")
             .env("HASH_WORKERS", "1")
             .env("METRICS_PORT", "0")
             .env("LOG_LEVEL", "info");
