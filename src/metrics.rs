@@ -39,38 +39,45 @@ pub struct Metrics {
     pub admin_kicks: IntCounter,
 }
 
+/// `metric`, registered in `registry` (both fail only on a programming
+/// error: a bad name, or a name used twice).
+fn registered<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let metric = metric.expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("registered once");
+    metric
+}
+
 fn labelled_counter(registry: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-    registry.register(Box::new(c.clone())).expect("registered once");
-    c
+    registered(registry, IntCounterVec::new(Opts::new(name, help), &[label]))
+}
+
+/// The Prometheus text format of everything in `registry`.
+fn render(registry: &Registry) -> String {
+    let mut out = Vec::new();
+    let _ = TextEncoder::new().encode(&registry.gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let connections = IntGaugeVec::new(Opts::new("chatp_connections", "Open client connections by state"), &["state"])
-        .expect("valid metric");
-    registry.register(Box::new(connections.clone())).expect("registered once");
-    let store_seconds = HistogramVec::new(
-        HistogramOpts::new("chatp_store_seconds", "Time from a message's arrival to its commit")
-            .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0]),
-        &["kind"],
-    )
-    .expect("valid metric");
-    registry.register(Box::new(store_seconds.clone())).expect("registered once");
-    let outbound_drops = IntCounter::new(
-        "chatp_outbound_queue_drops_total",
-        "Clients disconnected because their outbound queue was full",
-    )
-    .expect("valid metric");
-    registry.register(Box::new(outbound_drops.clone())).expect("registered once");
-    let hash_queue =
-        IntGauge::new("chatp_hash_queue_depth", "Passwords waiting for a hashing worker").expect("valid metric");
-    registry.register(Box::new(hash_queue.clone())).expect("registered once");
     Metrics {
-        connections,
+        connections: registered(
+            &registry,
+            IntGaugeVec::new(Opts::new("chatp_connections", "Open client connections by state"), &["state"]),
+        ),
         logins: labelled_counter(&registry, "chatp_logins_total", "Authentications by result", "result"),
         stored: labelled_counter(&registry, "chatp_messages_stored_total", "Messages committed by kind", "kind"),
-        store_seconds,
+        store_seconds: registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new("chatp_store_seconds", "Time from a message's arrival to its commit")
+                    .buckets(vec![0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0, 5.0]),
+                &["kind"],
+            ),
+        ),
         delivered: labelled_counter(
             &registry,
             "chatp_notifications_delivered_total",
@@ -83,14 +90,23 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Messages refused by a rate limit, by kind",
             "kind",
         ),
-        outbound_drops,
+        outbound_drops: registered(
+            &registry,
+            IntCounter::new(
+                "chatp_outbound_queue_drops_total",
+                "Clients disconnected because their outbound queue was full",
+            ),
+        ),
         storage_errors: labelled_counter(
             &registry,
             "chatp_storage_errors_total",
             "Failed PostgreSQL and Redis operations",
             "service",
         ),
-        hash_queue,
+        hash_queue: registered(
+            &registry,
+            IntGauge::new("chatp_hash_queue_depth", "Passwords waiting for a hashing worker"),
+        ),
         tls_handshakes: labelled_counter(
             &registry,
             "chatp_tls_handshakes_total",
@@ -103,15 +119,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             "Certificate files read again after a change, by result",
             "result",
         ),
-        admin_kicks: {
-            let c = IntCounter::new(
+        admin_kicks: registered(
+            &registry,
+            IntCounter::new(
                 "chatp_sessions_ended_by_admin_total",
                 "Sessions closed because their user was disabled, deleted or changed password",
-            )
-            .expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("registered once");
-            c
-        },
+            ),
+        ),
         registry,
     }
 });
@@ -119,9 +133,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
 impl Metrics {
     /// The Prometheus text format of everything.
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        render(&self.registry)
     }
 }
 
@@ -140,17 +152,15 @@ pub struct AutoscalerMetrics {
 
 pub static AUTOSCALER_METRICS: LazyLock<AutoscalerMetrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let users = IntGauge::new("chatp_autoscaler_users", "Users online at the last count").expect("valid metric");
-    registry.register(Box::new(users.clone())).expect("registered once");
-    let replicas = IntGaugeVec::new(
-        Opts::new("chatp_autoscaler_replicas", "Replicas of the chat Deployment: current, desired, target"),
-        &["of"],
-    )
-    .expect("valid metric");
-    registry.register(Box::new(replicas.clone())).expect("registered once");
     AutoscalerMetrics {
-        users,
-        replicas,
+        users: registered(&registry, IntGauge::new("chatp_autoscaler_users", "Users online at the last count")),
+        replicas: registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new("chatp_autoscaler_replicas", "Replicas of the chat Deployment: current, desired, target"),
+                &["of"],
+            ),
+        ),
         decisions: labelled_counter(&registry, "chatp_autoscaler_decisions_total", "Decisions by action", "action"),
         errors: labelled_counter(&registry, "chatp_autoscaler_errors_total", "Failed ticks by source", "source"),
         registry,
@@ -159,8 +169,6 @@ pub static AUTOSCALER_METRICS: LazyLock<AutoscalerMetrics> = LazyLock::new(|| {
 
 impl AutoscalerMetrics {
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+        render(&self.registry)
     }
 }

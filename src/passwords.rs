@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -226,6 +226,26 @@ impl PasswordHasher {
             Err(_) => Verdict::Busy,
         }
     }
+}
+
+/// `len` characters drawn uniformly from `alphabet` (ASCII) with the OS's
+/// generator: generated passwords (chat_admin) and invite codes. Bytes at
+/// or above the largest multiple of the alphabet's size are drawn again,
+/// so no symbol is likelier than another.
+pub fn random_text(alphabet: &[u8], len: usize) -> String {
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(len);
+    let mut bytes = [0u8; 32];
+    while out.len() < len {
+        OsRng.fill_bytes(&mut bytes);
+        for b in bytes.iter().map(|b| *b as usize).filter(|b| *b < limit) {
+            if out.len() == len {
+                break;
+            }
+            out.push(alphabet[b % alphabet.len()] as char);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

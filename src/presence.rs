@@ -389,13 +389,17 @@ impl Presence {
         let action = "reading the other pods' users";
         let mut c = self.conn(action)?;
         let pods: Vec<String> = redis::cmd("SMEMBERS").arg(self.keys.pods()).query(&mut *c).map_err(failed(action))?;
-        let mut out = Vec::with_capacity(pods.len());
-        for pod in pods.into_iter().filter(|p| *p != self.pod_id) {
-            let users: Vec<String> =
-                redis::cmd("HKEYS").arg(self.keys.pod_users(&pod)).query(&mut *c).map_err(failed(action))?;
-            out.push((pod, users));
+        let pods: Vec<String> = pods.into_iter().filter(|p| *p != self.pod_id).collect();
+        if pods.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        // Every pod's users in one round trip.
+        let mut pipe = redis::pipe();
+        for pod in &pods {
+            pipe.cmd("HKEYS").arg(self.keys.pod_users(pod));
+        }
+        let users: Vec<Vec<String>> = pipe.query(&mut *c).map_err(failed(action))?;
+        Ok(pods.into_iter().zip(users).collect())
     }
 
     /// Marks presence as needing a full rewrite (Redis restarted or a write

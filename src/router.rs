@@ -381,11 +381,7 @@ impl Router {
     pub fn end_sessions(&self, end: &EndSessions) -> RedisResult<usize> {
         let here = end.apply(&self.local_outboxes(&end.user));
         let mut conn = self.pool.get().map_err(failed("getting a connection"))?;
-        let _: i64 = redis::cmd("PUBLISH")
-            .arg(self.keys.admin_channel())
-            .arg(end.encode())
-            .query(&mut *conn)
-            .map_err(failed("publishing"))?;
+        end.publish(&mut *conn, &self.keys).map_err(failed("publishing"))?;
         Ok(here)
     }
 

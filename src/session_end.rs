@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::outbox::Outbox;
 use crate::protocol::{self, text};
+use crate::redis_store::Keys;
 
 /// Why the sessions end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,11 @@ impl EndSessions {
         };
         let user = parts.next().filter(|u| !u.is_empty())?.to_string();
         Some(EndSessions { origin, reason, except_session, user })
+    }
+
+    /// Tells every pod (`chat:admin`); how many heard it.
+    pub fn publish(&self, conn: &mut impl redis::ConnectionLike, keys: &Keys) -> redis::RedisResult<i64> {
+        redis::cmd("PUBLISH").arg(keys.admin_channel()).arg(self.encode()).query(conn)
     }
 
     /// Ends the sessions among `outboxes` (one user's, on this pod) that

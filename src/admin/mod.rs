@@ -6,7 +6,6 @@ mod command;
 
 use std::io::BufRead;
 
-use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 use crate::config::AdminConfig;
@@ -129,27 +128,19 @@ fn password(from_stdin: bool, stdin: &mut dyn BufRead) -> Result<(String, bool),
         }
         return Ok((password, false));
     }
-    // 120 bits, in letters and digits a person can type.
+    // 20 of 57 letters and digits a person can type apart: 116 bits.
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut bytes = [0u8; 20];
-    OsRng.fill_bytes(&mut bytes);
-    Ok((bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect(), true))
+    Ok((crate::passwords::random_text(ALPHABET, 20), true))
 }
 
 /// Tells every pod to end `user`'s sessions; `done` reports how many pods
 /// heard it.
 fn end_sessions(cfg: &AdminConfig, user: &str, reason: EndReason, mut done: Value) -> Result<Output, Failure> {
     let end = EndSessions { origin: "chat_admin".into(), reason, except_session: None, user: user.into() };
-    let told = RedisConnector::new(&cfg.redis)
-        .map_err(|e| e.to_string())
-        .and_then(|c| c.connect().map_err(|e| e.to_string()))
-        .and_then(|mut c| {
-            redis::cmd("PUBLISH")
-                .arg(Keys::new(&cfg.redis.key_prefix).admin_channel())
-                .arg(end.encode())
-                .query::<i64>(&mut c)
-                .map_err(|e| e.to_string())
-        });
+    let told = RedisConnector::new(&cfg.redis).map_err(|e| e.to_string()).and_then(|c| {
+        let mut conn = c.connect().map_err(|e| e.to_string())?;
+        end.publish(&mut conn, &Keys::new(&cfg.redis.key_prefix)).map_err(|e| e.to_string())
+    });
     match told {
         Ok(pods) => {
             done["pods_told"] = json!(pods);

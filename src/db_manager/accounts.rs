@@ -4,8 +4,6 @@
 //! only the rows change, and the resume tokens that would bring a session
 //! back are dropped in the same statement.
 
-use rand_core::{OsRng, RngCore};
-
 use super::resume::token_hash;
 use super::{DbManager, StoreResult};
 
@@ -104,8 +102,6 @@ impl DbManager {
 /// (`k7qm-2xdp-...`): easy to read out, 80 bits.
 fn new_code() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
-    let mut bytes = [0u8; 16];
-    OsRng.fill_bytes(&mut bytes);
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let code = crate::passwords::random_text(ALPHABET, 16);
+    code.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("-")
 }

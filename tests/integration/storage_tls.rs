@@ -9,11 +9,7 @@ use std::time::{Duration, Instant};
 use chatp::protocol::{self, input};
 
 use crate::certs::{path_str, Ca, PemDir};
-use crate::support::{unique, World, NO_RATE_LIMITS};
-
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with scripts/test.sh"))
-}
+use crate::support::{unique, var, World, NO_RATE_LIMITS};
 
 /// The server's stderr when it cannot start with `env` (it must exit).
 fn start_fails(w: &World, env: &[(&str, &str)]) -> String {

@@ -32,7 +32,7 @@ pub struct Services {
     pub redis_port: u16,
 }
 
-fn var(name: &str) -> String {
+pub fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the tests with scripts/test.sh, which starts PostgreSQL and Redis")
     })
