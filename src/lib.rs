@@ -41,6 +41,7 @@ pub mod outbox;
 pub mod passwords;
 pub mod presence;
 pub mod protocol;
+pub mod publisher;
 pub mod rate_limit;
 pub mod redis_store;
 pub mod remote_presence;

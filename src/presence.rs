@@ -79,7 +79,9 @@ end
 "#;
 
 /// Reaps dead pods, then counts. KEYS: pods, online_users. ARGV: alive,
-/// pod users, user pods templates. Returns {online count, reaped pods...}.
+/// pod users, user pods templates, presence channel. Returns {online
+/// count, reaped pods...}. A reaped pod is announced as rewritten
+/// (`resync`), so the other pods read its users (none) again.
 static REAP_AND_COUNT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LUA_FILL}{LUA_DROP_POD}{}",
@@ -89,6 +91,7 @@ for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', fill(ARGV[1], pod)) == 0 then
     drop_pod(pod, fill(ARGV[2], pod), KEYS[2], ARGV[3])
     redis.call('SREM', KEYS[1], pod)
+    redis.call('PUBLISH', ARGV[4], 'resync\n' .. pod)
     table.insert(out, pod)
   end
 end
@@ -180,6 +183,7 @@ fn count_with(
         .arg(keys.pod_alive(PLACEHOLDER))
         .arg(keys.pod_users(PLACEHOLDER))
         .arg(keys.user_pods(PLACEHOLDER))
+        .arg(keys.presence_channel())
         .invoke(conn)
         .map_err(failed("counting online users"))?;
     if out.is_empty() {

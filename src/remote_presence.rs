@@ -107,10 +107,21 @@ impl RemotePresence {
         }
     }
 
-    /// True only when `user` is known to have no session on another pod.
-    pub fn on_no_other_pod(&self, user: &str) -> bool {
+    /// `pod` is gone or does not listen: its users are no longer known to
+    /// be there (nor anywhere else because of it).
+    pub fn drop_pod(&self, pod: &str) {
+        let mut k = self.lock();
+        k.elsewhere.retain(|_, pods| {
+            pods.remove(pod);
+            !pods.is_empty()
+        });
+    }
+
+    /// The other pods known to hold a session of `user` (empty: none);
+    /// `None` while nothing is known.
+    pub fn pods_of(&self, user: &str) -> Option<Vec<String>> {
         let k = self.lock();
-        k.valid && !k.elsewhere.contains_key(user)
+        k.valid.then(|| k.elsewhere.get(user).map(|p| p.iter().cloned().collect()).unwrap_or_default())
     }
 }
 
@@ -121,16 +132,16 @@ mod tests {
     #[test]
     fn errs_towards_elsewhere() {
         let r = RemotePresence::default();
-        assert!(!r.on_no_other_pod("ann"), "nothing known yet");
+        assert_eq!(r.pods_of("ann"), None, "nothing known yet");
         r.load(vec![("b".into(), vec!["bob".into()])]);
-        assert!(r.on_no_other_pod("ann"));
-        assert!(!r.on_no_other_pod("bob"));
+        assert_eq!(r.pods_of("ann"), Some(vec![]));
+        assert_eq!(r.pods_of("bob"), Some(vec!["b".to_string()]));
         r.apply(PresenceEvent::decode("up\nc\nann").unwrap());
-        assert!(!r.on_no_other_pod("ann"));
+        assert_eq!(r.pods_of("ann"), Some(vec!["c".to_string()]));
         r.apply(PresenceEvent::decode("down\nc\nann").unwrap());
-        assert!(r.on_no_other_pod("ann"));
+        assert_eq!(r.pods_of("ann"), Some(vec![]));
         r.apply(PresenceEvent::decode("resync\nb").unwrap());
-        assert!(!r.on_no_other_pod("ann"), "a resync makes everything unknown");
+        assert_eq!(r.pods_of("ann"), None, "a resync makes everything unknown");
         assert_eq!(PresenceEvent::decode("up\nc"), None);
         assert_eq!(PresenceEvent::decode("sideways\nc\nx"), None);
     }

@@ -5,17 +5,22 @@
 //! `chat:broadcast`, `chat:admin` (sessions to end) and `chat:presence`
 //! (other pods' logins and logouts). A private or group line is delivered
 //! at once to local sessions; a recipient served here and, as presence
-//! events tell ([`crate::remote_presence`]), on no other pod is done. For
-//! the others one Lua script looks up the pods holding each recipient
-//! (`presence:user:<user>:pods`) and publishes one envelope per pod that
-//! has recipients, naming them. So a message crosses only to the pods that
-//! hold its recipients, in one round trip, and a message between two users
-//! of one pod costs Redis nothing; a broadcast is published once on the
-//! broadcast channel for every pod.
+//! events tell ([`crate::remote_presence`]), on no other pod is done. A
+//! recipient known to be on other pods gets one envelope per such pod,
+//! naming the recipients there, queued for the [`Publisher`] thread: the
+//! sender's `SENT:` does not wait for Redis. For the rest (nothing known
+//! yet, offline as far as this pod knows, or publishing failing) one Lua
+//! script looks up the pods holding each recipient
+//! (`presence:user:<user>:pods`) and publishes the envelopes in one round
+//! trip, and its answer says whether anyone was reached. So a message
+//! crosses only to the pods that hold its recipients, and a message between
+//! two users of one pod costs Redis nothing; a broadcast is published once
+//! on the broadcast channel for every pod.
 //!
 //! Lines of one sender reach a recipient in the order they were sent: the
-//! sender's thread publishes them one after another, and each pod's
-//! listener delivers its channel in order.
+//! publisher publishes its queue in order, the sender's thread lets the
+//! queue empty before it takes the script's route, and each pod's listener
+//! delivers its channel in order.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +36,7 @@ use crate::metrics::METRICS;
 use crate::outbox::Outbox;
 use crate::presence::Presence;
 use crate::protocol::{self, MessageKind, Notification};
+use crate::publisher::{Envelope, Publisher};
 use crate::redis_store::{
     failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
 };
@@ -203,18 +209,21 @@ pub struct Router {
     keys: Keys,
     /// Which users other pods hold: a recipient here and nowhere else
     /// needs no Redis round trip.
-    remote: RemotePresence,
+    remote: Arc<RemotePresence>,
+    publisher: Publisher,
 }
 
 impl Router {
     pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys) -> Self {
+        let remote = Arc::new(RemotePresence::default());
         Router {
             sessions: Mutex::new(HashMap::new()),
             presence_order: Mutex::new(()),
             presence,
+            publisher: Publisher::start(pool.clone(), Arc::clone(&remote)),
             pool,
             keys,
-            remote: RemotePresence::default(),
+            remote,
         }
     }
 
@@ -302,39 +311,68 @@ impl Router {
     }
 
     /// Sends `line` to every session of `user` on any pod. Returns whether
-    /// it was delivered: to a live session here, or to a pod subscribed to
-    /// its channel that holds one.
+    /// it was delivered: to a live session here, or to a pod that holds one.
     pub fn send_to_user(&self, user: &str, n: &Notice) -> bool {
-        let local = self.deliver_local(user, &NoticeLines::new(n));
-        if local > 0 && self.remote.on_no_other_pod(user) {
-            return true;
+        self.send_to_users(&[user], n)
+    }
+
+    /// Sends `line` to every session of each of `users` on any pod. Returns
+    /// whether it reached any of them (a session here, or a pod holding one).
+    ///
+    /// A recipient known to be here only is done; one known to be on other
+    /// pods gets an envelope per pod, published off this thread
+    /// ([`Publisher`]); for the rest (nothing known, not online anywhere
+    /// as far as this pod knows, or publishing failing) the Redis route
+    /// script decides, after what this pod queued before is published.
+    pub fn send_to_users(&self, users: &[&str], n: &Notice) -> bool {
+        let lines = NoticeLines::new(n);
+        let publishing = self.publisher.healthy();
+        let mut reached = false;
+        let mut by_pod: HashMap<String, Vec<&str>> = HashMap::new();
+        let mut undecided = Vec::new();
+        for &user in users {
+            let here = self.deliver_local(user, &lines) > 0;
+            match self.remote.pods_of(user) {
+                Some(pods) if pods.is_empty() && here => reached = true,
+                Some(pods) if !pods.is_empty() && publishing => {
+                    for pod in pods {
+                        by_pod.entry(pod).or_default().push(user);
+                    }
+                    reached = true;
+                }
+                _ => {
+                    reached |= here;
+                    undecided.push(user);
+                }
+            }
         }
-        match self.route_remote(&[user], n) {
-            Ok(online) => local > 0 || online > 0,
+        self.publisher.publish(by_pod.into_iter().map(|(pod, users)| Envelope {
+            channel: self.keys.pod_channel(&pod),
+            payload: encode_direct(n, &users),
+            pod,
+        }));
+        if undecided.is_empty() {
+            return reached;
+        }
+        // This sender's earlier lines first, so none is overtaken.
+        self.publisher.settle();
+        match self.route_remote(&undecided, n) {
+            Ok(online) => {
+                self.publisher.set_healthy(true);
+                reached || online > 0
+            }
             Err(e) => {
+                self.publisher.set_healthy(false);
                 METRICS.storage_errors.with_label_values(&["redis"]).inc();
                 error!("cross-pod publish error: {e}");
-                local > 0
+                reached
             }
         }
     }
 
-    /// Sends `line` to every session of each of `users` on any pod.
-    pub fn send_to_users(&self, users: &[&str], n: &Notice) {
-        let lines = NoticeLines::new(n);
-        // Those here and on no other pod are done; the rest may be elsewhere.
-        let elsewhere: Vec<&str> = users
-            .iter()
-            .copied()
-            .filter(|u| !(self.deliver_local(u, &lines) > 0 && self.remote.on_no_other_pod(u)))
-            .collect();
-        if elsewhere.is_empty() {
-            return;
-        }
-        if let Err(e) = self.route_remote(&elsewhere, n) {
-            METRICS.storage_errors.with_label_values(&["redis"]).inc();
-            error!("cross-pod publish error: {e}");
-        }
+    /// Waits until the lines queued for other pods so far are published.
+    pub fn settle(&self) {
+        self.publisher.settle();
     }
 
     /// Delivers a broadcast line to every online user but `sender`, on
@@ -583,6 +621,10 @@ fn listen(
             }),
             Err(e) => ListenEnd::Lost(failed("connecting the subscriber")(e)),
         };
+        if !matches!(end, ListenEnd::Stopped) {
+            // Presence events may be missed from now on.
+            router.remote.forget();
+        }
         match end {
             ListenEnd::Stopped => return,
             ListenEnd::Interrupted => {

@@ -294,6 +294,8 @@ impl Server {
         for h in threads {
             let _ = h.join();
         }
+        // Lines still queued for other pods go out before the pod leaves.
+        self.ctx.router.settle();
         if let Err(e) = self.ctx.presence.resync(&[], true) {
             warn!("leaving presence: {e}");
         }

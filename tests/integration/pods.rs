@@ -111,6 +111,50 @@ fn users_of_a_killed_pod_leave_presence_within_thirty_seconds() {
     drop(cb);
 }
 
+/// A message to a user on another pod is answered without waiting for
+/// Redis; once that pod is killed (and long before it is reaped), at most
+/// one more message is answered "delivered": the next ones say the
+/// recipient is offline, and the recipient finds them all after logging in
+/// again.
+#[test]
+fn messages_to_a_killed_pod_are_saved_for_later_before_it_is_reaped() {
+    let w = World::new("pods_killed_answer");
+    // The default TTL (30 s): the dead pod stays in presence for the test.
+    let (p1, mut p2) = (w.start_server_with(&[NO_RATE_LIMITS]), w.start_server_with(&[NO_RATE_LIMITS]));
+    let (ann, bob) = (unique("ann"), unique("bob"));
+    let mut b = p1.connect();
+    b.signup(&bob, "pw");
+    let mut a = p2.connect();
+    a.signup(&ann, "pw");
+    std::thread::sleep(Duration::from_millis(100));
+    b.open_conversation(&ann);
+    b.send("before");
+    b.expect(&protocol::sent(true));
+    a.expect(&protocol::message(&bob, "before"));
+
+    let killed = Instant::now();
+    p2.kill();
+    drop(a);
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        b.send(&format!("after {i}"));
+        answers.push(b.line());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(killed.elapsed() < Duration::from_secs(10), "{:?}", killed.elapsed());
+    assert!(w.online_users().contains(&ann), "the dead pod must still be in presence for this test to mean anything");
+    let delivered = answers.iter().filter(|l| **l == protocol::sent(true)).count();
+    assert!(delivered <= 1, "{answers:?}");
+    assert_eq!(answers.last().unwrap(), &protocol::sent(false), "{answers:?}");
+    let mut a = p1.connect();
+    a.login(&ann, "pw");
+    let history = a.open_conversation(&bob);
+    for i in 0..5 {
+        let text = format!("after {i}");
+        assert!(history.iter().any(|h| h.contains(&text)), "{text} not in {history:?}");
+    }
+}
+
 /// A message to a user served by the sender's pod skips Redis only while
 /// no other pod holds a session of theirs: a second session elsewhere gets
 /// every message, from its login on, also after a restart of that pod.
