@@ -89,22 +89,61 @@ else
 fi
 
 # Ceilings, measured here and now, that chat figures are judged against:
-# how fast 10 clients can each insert and commit one message-shaped row in
-# this PostgreSQL (pgbench), and how many round trips 10 loopback pairs
-# make (chat_bench pingpong). Machines of one kind differ threefold; a
-# ratio to a ceiling of the same run travels.
-PGPASSWORD=$DB_PASS psql -q -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" -c \
-    "CREATE TABLE IF NOT EXISTS bench_ceiling (id SERIAL PRIMARY KEY, conversation_id INT, sender_id INT,
+# how fast 10 clients can each insert and commit one message row in this
+# PostgreSQL (pgbench), and how many round trips 10 loopback pairs make
+# (chat_bench pingpong). Machines of one kind differ threefold; a ratio to
+# a ceiling of the same run travels.
+#
+# The message row is a row of chatp's own `messages` table, with its five
+# indexes and two foreign keys, each pgbench client in its own conversation
+# (as each chat_bench pair): the work every stored message costs the
+# database. The same row in a table without indexes or foreign keys (the
+# ceiling of tables before 2026-11-26) is measured too and shown beside it.
+psql_bench() { PGPASSWORD=$DB_PASS psql -q -v ON_ERROR_STOP=1 -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$DB_NAME" "$@"; }
+psql_bench -c "CREATE TABLE IF NOT EXISTS bench_ceiling (id SERIAL PRIMARY KEY, conversation_id INT, sender_id INT,
      sender_username VARCHAR(50), message_text TEXT, timestamp TIMESTAMP DEFAULT CURRENT_TIMESTAMP)" >&2
-echo "INSERT INTO bench_ceiling (conversation_id, sender_id, sender_username, message_text) VALUES (1, 1, 'sender', 'a message of an ordinary length, like most typed lines');" >"$dir/ceiling.sql"
+# Ten conversations between ten pairs of users, ids consecutive: client i
+# writes in conversation conv0 + i as user user0 + i (checked below).
+read -r conv0 user0 pairs <<<"$(psql_bench -At -F ' ' <<'SQL'
+INSERT INTO users (username, password_hash) SELECT 'ceiling_a' || i, '-' FROM generate_series(0, 9) i ORDER BY i
+    ON CONFLICT DO NOTHING;
+INSERT INTO users (username, password_hash) SELECT 'ceiling_b' || i, '-' FROM generate_series(0, 9) i ORDER BY i
+    ON CONFLICT DO NOTHING;
+INSERT INTO conversations (participant1_id, participant2_id)
+    SELECT a.user_id, b.user_id FROM users a JOIN users b ON b.username = 'ceiling_b' || substr(a.username, 10)
+    WHERE a.username LIKE 'ceiling_a%' ORDER BY a.user_id ON CONFLICT DO NOTHING;
+WITH c AS (SELECT conversation_id, participant1_id FROM conversations
+           JOIN users ON user_id = participant1_id WHERE username LIKE 'ceiling_a%')
+SELECT MIN(conversation_id), MIN(participant1_id),
+       COUNT(*) FILTER (WHERE conversation_id - (SELECT MIN(conversation_id) FROM c)
+                            = participant1_id - (SELECT MIN(participant1_id) FROM c)) FROM c;
+SQL
+)"
+if [ "$pairs" != 10 ]; then
+    echo "bench: the ceiling's ten conversations did not get consecutive ids ($conv0 $user0 $pairs)" >&2
+    exit 1
+fi
+msg="'a message of an ordinary length, like most typed lines'"
+printf '%s\n' '\set conv :conv0 + :client_id' '\set sender :user0 + :client_id' \
+    "INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) VALUES (:conv, :sender, 'ceiling', $msg);" \
+    >"$dir/ceiling.sql"
+echo "INSERT INTO bench_ceiling (conversation_id, sender_id, sender_username, message_text) VALUES (1, 1, 'sender', $msg);" \
+    >"$dir/ceiling-bare.sql"
 pgbench=$(ls -d /usr/lib/postgresql/*/bin/pgbench | sort -V | tail -n 1)
-echo "bench: ceiling: pgbench -c 10 -T 10, one message-shaped row per commit" >&2
-pg_commits=$(PGSSLMODE=disable PGPASSWORD=$DB_PASS "$pgbench" -n -c 10 -j 2 -T 10 -f "$dir/ceiling.sql" \
-    -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" "$DB_NAME" 2>/dev/null |
-    sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+# commits_per_s SCRIPT: 10 pgbench clients for 10 s.
+commits_per_s() {
+    PGSSLMODE=disable PGPASSWORD=$DB_PASS "$pgbench" -n -c 10 -j 2 -T 10 -f "$1" -D "conv0=$conv0" -D "user0=$user0" \
+        -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" "$DB_NAME" 2>/dev/null |
+        sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
+}
+echo "bench: ceiling: pgbench -c 10 -T 10, one message row per commit" >&2
+pg_commits=$(commits_per_s "$dir/ceiling.sql")
+echo "bench: ceiling: pgbench -c 10 -T 10, one row per commit in a table without indexes" >&2
+pg_bare=$(commits_per_s "$dir/ceiling-bare.sql")
 echo "bench: ceiling: chat_bench pingpong -p 10 -m 20000" >&2
 loopback=$(./target/release/chat_bench pingpong -p 10 -m 20000 | tr ' ' '\n' | sed -n 's/^round_trips_per_s=//p')
-printf 'pg_commits_per_s=%s\nloopback_round_trips_per_s=%s\n' "${pg_commits%.*}" "$loopback" >"$dir/ceilings"
+printf 'pg_commits_per_s=%s\npg_bare_commits_per_s=%s\nloopback_round_trips_per_s=%s\n' \
+    "${pg_commits%.*}" "${pg_bare%.*}" "$loopback" >"$dir/ceilings"
 
 bench "dm -p 10 -m $m, closed loop, one pod" "msgs_per_s>=0.6*pg_commits_per_s,lost==0,duplicated==0" \
     dm -p 10 -m "$m" --hosts "$A"
@@ -160,6 +199,8 @@ def judge(target, f):
             base = float(ceilings[ceiling])
             bound = float(factor) * base
             ratios.append(f"{(value or 0) / base:.2f}x {ceiling}, target {factor}x")
+            if ceiling == "pg_commits_per_s":
+                ratios.append(f"{(value or 0) / float(ceilings['pg_bare_commits_per_s']):.2f}x pg_bare_commits_per_s")
         else:
             bound = float(rhs)
         ok = value is not None and {">=": value >= bound, "<=": value <= bound, "==": value == bound}[op]
@@ -171,8 +212,11 @@ def judge(target, f):
 
 print(f"Commit {commit}; {machine}; {pg}, no TLS to it (DB_SSLMODE=disable, and for pgbench); "
       "server, PostgreSQL, Redis and chat_bench on the same machine.")
-print(f"Ceilings measured in this run: {float(ceilings['pg_commits_per_s']):,.0f} commits/s of one message-shaped row "
-      f"by 10 pgbench clients; {float(ceilings['loopback_round_trips_per_s']):,.0f} loopback round trips/s by 10 pairs.\n")
+print(f"Ceilings measured in this run: {float(ceilings['pg_commits_per_s']):,.0f} commits/s of one row in `messages` "
+      f"(pg_commits_per_s: its indexes and foreign keys, each of 10 pgbench clients in its own conversation); "
+      f"{float(ceilings['pg_bare_commits_per_s']):,.0f} commits/s of the same row in a table without indexes or "
+      f"foreign keys (pg_bare_commits_per_s, for comparison); "
+      f"{float(ceilings['loopback_round_trips_per_s']):,.0f} loopback round trips/s by 10 pairs.\n")
 print("| run | target | result | figures |")
 print("|---|---|---|---|")
 keys = ["msgs_per_s", "deliveries_per_s", "per_s", "latency_p50_ms", "latency_p99_ms", "latency_max_ms",
