@@ -140,11 +140,6 @@ echo "bench: ceiling: pgbench -c 10 -T 10, one message row per commit" >&2
 pg_commits=$(commits_per_s "$dir/ceiling.sql")
 echo "bench: ceiling: pgbench -c 10 -T 10, one row per commit in a table without indexes" >&2
 pg_bare=$(commits_per_s "$dir/ceiling-bare.sql")
-# The ceiling's bulk insert (about 220,000 rows in ten conversations) left
-# the planner's statistics behind: resume's missed-messages query then chose
-# a parallel sequential scan (72-81 resumes/s instead of 641-659). Analysed
-# now, as autovacuum would do later.
-psql_bench -c "ANALYZE messages" >&2
 echo "bench: ceiling: chat_bench pingpong -p 10 -m 20000" >&2
 loopback=$(./target/release/chat_bench pingpong -p 10 -m 20000 | tr ' ' '\n' | sed -n 's/^round_trips_per_s=//p')
 printf 'pg_commits_per_s=%s\npg_bare_commits_per_s=%s\nloopback_round_trips_per_s=%s\n' \

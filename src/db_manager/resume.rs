@@ -104,14 +104,25 @@ impl DbManager {
 
     /// What `user_id` missed after `last`: messages of others to them, in
     /// the broadcast channel and in their groups, oldest first.
+    ///
+    /// The private part starts from the user's conversations (participant
+    /// indexes) and reads each one's messages after the baseline through
+    /// the conversation's index, so it never reads other users' messages.
+    /// Joined the other way round, with `messages` not analysed since a bulk
+    /// of new rows, PostgreSQL chose a parallel sequential scan of the whole
+    /// table: 47-99 ms per resume (80 resumes/s against 640-670 now, same
+    /// instance, same state).
     pub fn missed_messages(&self, user_id: i32, last: LastSeen) -> StoreResult<Vec<Missed>> {
         let rows = self.conn()?.query(
             "SELECT kind, id, sender, body, grp, ms FROM ( \
                SELECT 0 AS kind, m.message_id::int8 AS id, m.sender_username AS sender, m.message_text AS body, \
                       NULL::text AS grp, m.timestamp AS t \
-               FROM messages m JOIN conversations c ON c.conversation_id = m.conversation_id \
-               WHERE $1 IN (c.participant1_id, c.participant2_id) AND m.sender_id IS DISTINCT FROM $1 \
-                 AND m.message_id > $2::int8 \
+               FROM conversations c CROSS JOIN LATERAL ( \
+                 SELECT * FROM messages m \
+                 WHERE m.conversation_id = c.conversation_id AND m.message_id > $2::int8 \
+                   AND m.sender_id IS DISTINCT FROM $1 \
+                 ORDER BY m.message_id LIMIT $5::int8) m \
+               WHERE $1 IN (c.participant1_id, c.participant2_id) \
                UNION ALL \
                SELECT 1, b.broadcast_id::int8, b.sender_username, b.message_text, NULL, b.timestamp \
                FROM broadcast_messages b WHERE b.broadcast_id > $3::int8 AND b.sender_id IS DISTINCT FROM $1 \
