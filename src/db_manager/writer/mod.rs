@@ -14,7 +14,7 @@
 //!
 //! If a group fails for one bad row, its messages are written one by one,
 //! so only that row's sender sees the error. A connection idle for more
-//! than [`VALIDATE_AFTER_IDLE`] is checked before use, and reopened if
+//! than [`conn::VALIDATE_AFTER_IDLE`] is checked before use, and reopened if
 //! PostgreSQL restarted meanwhile.
 //!
 //! A sender is never told "not stored" for a row that may still commit:
@@ -28,34 +28,30 @@
 //!
 //! Connecting and that resolution run on a short-lived thread with a full
 //! stack: a sender's thread, whose stack is small, may be the one writing.
+//! The connection and its statement are in [`conn`], the resolution in
+//! [`in_doubt`].
+mod conn;
+mod in_doubt;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use postgres::Statement;
 
-use super::PgTarget;
-
-use super::{StoreError, StoreResult};
+use super::{PgTarget, StoreError, StoreResult};
+use conn::{Conn, InsertError};
+use in_doubt::resolve;
 
 /// Most messages in one statement.
 const MAX_BATCH: usize = 256;
-/// Idle time after which the connection is checked before use.
-const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Longest a message waits in the queue before its sender gives up on it
 /// (it is then cancelled, never written).
 const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// Messages that may wait; beyond that senders are refused.
 const QUEUE_CAPACITY: usize = 10_000;
-/// How long the writer keeps trying to learn whether a group whose
-/// statement got no answer was committed, before it says it cannot tell.
-const RESOLVE_FOR: Duration = Duration::from_secs(15);
-/// Most rows read after the last known id when resolving a group.
-const RESOLVE_SCAN: i64 = 100_000;
 /// Stack of the thread that connects or resolves for a writing sender.
 const HELPER_STACK: usize = 2 * 1024 * 1024;
 
@@ -63,22 +59,6 @@ const HELPER_STACK: usize = 2 * 1024 * 1024;
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
 const CANCELLED: u8 = 2;
-
-const INSERT_PRIVATE: &str = "\
-    WITH m AS ( \
-        INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) \
-        SELECT * FROM unnest($1::int4[], $2::int4[], $3::text[], $4::text[]) \
-        RETURNING message_id, conversation_id), \
-    u AS ( \
-        UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
-        WHERE conversation_id IN (SELECT conversation_id FROM m) \
-          AND (last_message_at IS NULL OR last_message_at < CURRENT_TIMESTAMP - interval '1 second')) \
-    SELECT message_id::int8 FROM m";
-
-const INSERT_BROADCAST: &str = "\
-    INSERT INTO broadcast_messages (sender_id, sender_username, message_text) \
-    SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) \
-    RETURNING broadcast_id::int8";
 
 /// A message to store.
 #[derive(Debug, Clone)]
@@ -273,135 +253,6 @@ fn with_full_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// The writer's connection and its prepared statements.
-struct Conn {
-    client: postgres::Client,
-    private: Statement,
-    broadcast: Statement,
-    last_used: Instant,
-    /// Its backend's process id (to end it when the connection is lost).
-    backend_pid: i32,
-    /// The highest id known committed in `messages` and
-    /// `broadcast_messages`: a group's new rows come after it.
-    known: [i64; 2],
-}
-
-/// Why a group was not (known to be) committed.
-enum InsertError {
-    /// Not committed: the statement failed, or never reached PostgreSQL.
-    NotStored(postgres::Error),
-    /// The connection died with the statement out: it may have committed.
-    InDoubt(InDoubt),
-}
-
-/// What it takes to find out whether a group's statement committed.
-struct InDoubt {
-    backend_pid: i32,
-    kind: usize,
-    after_id: i64,
-    error: postgres::Error,
-}
-
-/// Index of a message kind in [`Conn::known`].
-fn kind_of(m: &Message) -> usize {
-    match m {
-        Message::Private { .. } => 0,
-        Message::Broadcast { .. } => 1,
-    }
-}
-
-impl Conn {
-    fn open(pg: &PgTarget) -> Result<Conn, postgres::Error> {
-        let mut client = pg.connect()?;
-        // One plan per statement for the connection's life: a custom plan
-        // (PostgreSQL's choice for some connections, kept once made) costs a
-        // planning of the statement at every group, about 0.2 ms.
-        if let Err(e) = client.batch_execute("SET plan_cache_mode = force_generic_plan") {
-            log::info!("message writer keeps PostgreSQL's plan choice (before PostgreSQL 12): {e}");
-        }
-        let private = client.prepare(INSERT_PRIVATE)?;
-        let broadcast = client.prepare(INSERT_BROADCAST)?;
-        let row = client.query_one(
-            "SELECT pg_backend_pid(), (SELECT COALESCE(MAX(message_id), 0)::int8 FROM messages), \
-                    (SELECT COALESCE(MAX(broadcast_id), 0)::int8 FROM broadcast_messages)",
-            &[],
-        )?;
-        Ok(Conn {
-            client,
-            private,
-            broadcast,
-            last_used: Instant::now(),
-            backend_pid: row.get(0),
-            known: [row.get(1), row.get(2)],
-        })
-    }
-
-    /// Still connected: assumed within [`VALIDATE_AFTER_IDLE`] of its last
-    /// use, checked with an empty query after that.
-    fn usable(&mut self) -> bool {
-        !self.client.is_closed()
-            && (self.last_used.elapsed() < VALIDATE_AFTER_IDLE || self.client.simple_query("").is_ok())
-    }
-
-    /// One statement, one round trip, one commit for `jobs`, all of one
-    /// kind. Returns the new rows' ids, in the order of `jobs` (they come
-    /// from one sequence, taken in the order of the unnested arrays).
-    fn insert(&mut self, jobs: &[Job]) -> Result<Vec<i64>, InsertError> {
-        self.last_used = Instant::now();
-        let kind = kind_of(&jobs[0].message);
-        match self.insert_statement(jobs) {
-            Ok(rows) => {
-                let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-                ids.sort_unstable();
-                if let Some(max) = ids.last() {
-                    self.known[kind] = self.known[kind].max(*max);
-                }
-                Ok(ids)
-            }
-            // PostgreSQL answered with an error (a FATAL at shutdown
-            // included): the statement failed. Otherwise the connection
-            // broke with the statement out, and it may have committed.
-            Err(error) if self.client.is_closed() && error.as_db_error().is_none() => {
-                Err(InsertError::InDoubt(InDoubt {
-                    backend_pid: self.backend_pid,
-                    kind,
-                    after_id: self.known[kind],
-                    error,
-                }))
-            }
-            Err(e) => Err(InsertError::NotStored(e)),
-        }
-    }
-
-    fn insert_statement(&mut self, jobs: &[Job]) -> Result<Vec<postgres::Row>, postgres::Error> {
-        match jobs[0].message {
-            Message::Private { .. } => {
-                let (mut conv, mut ids, mut names, mut texts) = (vec![], vec![], vec![], vec![]);
-                for j in jobs {
-                    if let Message::Private { conversation_id, sender_id, sender, text } = &j.message {
-                        conv.push(*conversation_id);
-                        ids.push(*sender_id);
-                        names.push(sender.as_str());
-                        texts.push(text.as_str());
-                    }
-                }
-                self.client.query(&self.private, &[&conv, &ids, &names, &texts])
-            }
-            Message::Broadcast { .. } => {
-                let (mut ids, mut names, mut texts) = (vec![], vec![], vec![]);
-                for j in jobs {
-                    if let Message::Broadcast { sender_id, sender, text } = &j.message {
-                        ids.push(*sender_id);
-                        names.push(sender.as_str());
-                        texts.push(text.as_str());
-                    }
-                }
-                self.client.query(&self.broadcast, &[&ids, &names, &texts])
-            }
-        }
-    }
-}
-
 /// Writes one kind's jobs and answers each sender.
 fn write(slot: &mut Option<Conn>, pg: &PgTarget, jobs: Vec<Job>) {
     if slot.as_mut().is_some_and(|c| !c.usable()) {
@@ -458,83 +309,6 @@ fn write(slot: &mut Option<Conn>, pg: &PgTarget, jobs: Vec<Job>) {
 fn is_timeout(e: &postgres::Error) -> bool {
     matches!(e.code(), Some(c) if *c == postgres::error::SqlState::LOCK_NOT_AVAILABLE
         || *c == postgres::error::SqlState::QUERY_CANCELED)
-}
-
-/// Whether the statement of `jobs` committed, asked from new connections
-/// for up to [`RESOLVE_FOR`]: the old backend is ended (it can no longer
-/// commit), then the group's rows are looked for after the last id known
-/// before it. `Ok(ids)`: all there (stored); `Err`: none there (not stored)
-/// or no answer ([`StoreError::OutcomeUnknown`]).
-fn resolve(pg: &PgTarget, doubt: &InDoubt, jobs: &[Job]) -> StoreResult<Vec<i64>> {
-    let deadline = Instant::now() + RESOLVE_FOR;
-    let mut wait = Duration::from_millis(100);
-    loop {
-        match find_rows(pg, doubt, jobs) {
-            Ok(Some(found)) if found.len() == jobs.len() => {
-                log::info!("the {} messages in flight had been committed", jobs.len());
-                return Ok(found);
-            }
-            Ok(Some(found)) if found.is_empty() => {
-                log::info!("the {} messages in flight were not committed", jobs.len());
-                return Err(StoreError::Writer("the connection to PostgreSQL was lost; not stored".into()));
-            }
-            Ok(Some(found)) => {
-                log::error!("{} of {} messages in flight found after a lost connection", found.len(), jobs.len());
-                return Err(StoreError::OutcomeUnknown);
-            }
-            // The old backend is still there, or PostgreSQL cannot be asked.
-            other => {
-                if Instant::now() >= deadline {
-                    log::error!("cannot tell whether {} messages in flight were committed: {other:?}", jobs.len());
-                    return Err(StoreError::OutcomeUnknown);
-                }
-                thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-/// The ids of `jobs`' rows after `doubt.after_id`, in `jobs`' order (as
-/// many as were found); `None` while the old backend is still running.
-fn find_rows(pg: &PgTarget, doubt: &InDoubt, jobs: &[Job]) -> Result<Option<Vec<i64>>, postgres::Error> {
-    let mut c = pg.connect()?;
-    c.execute("SELECT pg_terminate_backend($1)", &[&doubt.backend_pid])?;
-    let alive: bool =
-        c.query_one("SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", &[&doubt.backend_pid])?.get(0);
-    if alive {
-        return Ok(None);
-    }
-    let sql = match doubt.kind {
-        0 => {
-            "SELECT message_id::int8, conversation_id, sender_id, message_text FROM messages \
-              WHERE message_id > $1::int8 ORDER BY message_id LIMIT $2::int8"
-        }
-        _ => {
-            "SELECT broadcast_id::int8, 0, sender_id, message_text FROM broadcast_messages \
-              WHERE broadcast_id > $1::int8 ORDER BY broadcast_id LIMIT $2::int8"
-        }
-    };
-    let rows = c.query(sql, &[&doubt.after_id, &RESOLVE_SCAN])?;
-    let mut used = vec![false; rows.len()];
-    let mut ids = Vec::new();
-    for job in jobs {
-        let (conv, sender, text) = match &job.message {
-            Message::Private { conversation_id, sender_id, text, .. } => (Some(*conversation_id), *sender_id, text),
-            Message::Broadcast { sender_id, text, .. } => (None, *sender_id, text),
-        };
-        let hit = rows.iter().enumerate().position(|(i, r)| {
-            !used[i]
-                && conv.is_none_or(|c| r.get::<_, Option<i32>>(1) == Some(c))
-                && r.get::<_, Option<i32>>(2) == Some(sender)
-                && r.get::<_, String>(3) == *text
-        });
-        if let Some(i) = hit {
-            used[i] = true;
-            ids.push(rows[i].get(0));
-        }
-    }
-    Ok(Some(ids))
 }
 
 fn answer_ids(jobs: &[Job], ids: &[i64]) {
