@@ -23,25 +23,26 @@
 //! delivers its channel in order.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::thread;
-use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
 use log::{error, info, warn};
 use redis::Script;
 
 use crate::metrics::METRICS;
 use crate::outbox::Outbox;
 use crate::presence::Presence;
-use crate::protocol::{self, MessageKind, Notification};
+use crate::protocol::{self, MessageKind};
 use crate::publisher::{Envelope, Publisher};
-use crate::redis_store::{
-    failed, Keys, RedisConnector, RedisError, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER, REDIS_TIMEOUT,
-};
+use crate::redis_store::{failed, Keys, RedisPool, RedisResult, LUA_FILL, PLACEHOLDER};
 use crate::remote_presence::{PresenceEvent, RemotePresence};
 use crate::session_end::EndSessions;
+
+mod envelope;
+mod listener;
+
+use envelope::id_tag;
+pub use envelope::{decode_broadcast, decode_direct, encode_broadcast, encode_direct};
+pub use listener::Listener;
 
 /// Publishes `line` to the other pods holding the recipients. KEYS: each
 /// recipient's pods set. ARGV: own pod, pod channel template, line, the
@@ -115,79 +116,6 @@ impl NoticeLines {
     }
 }
 
-/// Marks the id element of an envelope; no username holds a `:`, so pods
-/// that predate ids take it for a recipient that is not theirs and ignore it.
-const ID_MARK: &str = "#id:";
-
-fn id_tag(n: &Notice) -> Option<String> {
-    n.id.map(|id| format!("{ID_MARK}{}:{id}", n.kind.as_str()))
-}
-
-fn parse_id_tag(tag: &str) -> Option<(MessageKind, i64)> {
-    let (kind, id) = tag.strip_prefix(ID_MARK)?.split_once(':')?;
-    Some((MessageKind::parse(kind)?, id.parse().ok()?))
-}
-
-/// Encodes a notice for named recipients: the line, one name per line
-/// (neither can hold a `\n`), then the id element.
-pub fn encode_direct(n: &Notice, recipients: &[&str]) -> String {
-    let mut s = String::with_capacity(n.line.len() + 32 + recipients.iter().map(|r| r.len() + 1).sum::<usize>());
-    s.push_str(&n.line);
-    for r in recipients {
-        s.push('\n');
-        s.push_str(r);
-    }
-    if let Some(tag) = id_tag(n) {
-        s.push('\n');
-        s.push_str(&tag);
-    }
-    s
-}
-
-/// Decodes [`encode_direct`]: (notice, recipients). `kind` is the kind a
-/// pod without ids would mean.
-pub fn decode_direct(payload: &str) -> Option<(Notice, Vec<&str>)> {
-    let mut parts = payload.split('\n');
-    let line = parts.next()?;
-    let mut id = None;
-    let mut recipients = Vec::new();
-    for p in parts.filter(|r| !r.is_empty()) {
-        match parse_id_tag(p) {
-            Some(tag) => id = Some(tag),
-            None => recipients.push(p),
-        }
-    }
-    if recipients.is_empty() {
-        return None;
-    }
-    let kind = match (id, protocol::parse_notification(line)) {
-        (Some((kind, _)), _) => kind,
-        (None, Some(Notification::GroupMessage { .. })) => MessageKind::Group,
-        (None, _) => MessageKind::Private,
-    };
-    Some((Notice { kind, id: id.map(|(_, i)| i), line: line.to_string() }, recipients))
-}
-
-/// Encodes a broadcast: origin pod (with the id element after a `#`, which
-/// pods without ids take as another pod's name), sender, line.
-pub fn encode_broadcast(origin_pod: &str, sender: &str, n: &Notice) -> String {
-    match n.id {
-        Some(id) => format!("{origin_pod}#{id}\n{sender}\n{}", n.line),
-        None => format!("{origin_pod}\n{sender}\n{}", n.line),
-    }
-}
-
-/// Decodes [`encode_broadcast`]: (origin pod, sender, notice).
-pub fn decode_broadcast(payload: &str) -> Option<(&str, &str, Notice)> {
-    let mut parts = payload.splitn(3, '\n');
-    let (origin, sender, line) = (parts.next()?, parts.next()?, parts.next()?);
-    let (origin, id) = match origin.rsplit_once('#') {
-        Some((pod, id)) => (pod, id.parse().ok()),
-        None => (origin, None),
-    };
-    Some((origin, sender, Notice { kind: MessageKind::Broadcast, id, line: line.to_string() }))
-}
-
 /// How a broadcast went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BroadcastReport {
@@ -207,8 +135,8 @@ pub struct Router {
     presence: Arc<Presence>,
     pool: RedisPool,
     keys: Keys,
-    /// Which users other pods hold: a recipient here and nowhere else
-    /// needs no Redis round trip.
+    /// Which users other pods hold: a recipient here and nowhere else, or
+    /// known to be on other pods, costs the sender no Redis round trip.
     remote: Arc<RemotePresence>,
     publisher: Publisher,
 }
@@ -467,201 +395,5 @@ impl Router {
         } else {
             warn!("ignored a malformed cross-pod message on {channel}");
         }
-    }
-}
-
-/// The pub/sub listener: its own Redis connection on its own thread,
-/// subscribed to this pod's channel and the broadcast channel. Reconnects
-/// with backoff; after a reconnect presence is rewritten (Redis may have
-/// restarted empty).
-pub struct Listener {
-    handle: thread::JoinHandle<()>,
-}
-
-/// How often the listener wakes to check for shutdown.
-const LISTENER_TICK: Duration = Duration::from_millis(500);
-
-/// After this long without traffic the listener PINGs Redis: a subscriber
-/// connection whose Redis went silent (node lost, no FIN) is found within
-/// this plus [`REDIS_TIMEOUT`], then reconnected and resubscribed.
-const LISTENER_PING_AFTER: Duration = Duration::from_secs(1);
-
-impl Listener {
-    /// Starts the listener and returns once it is subscribed (or failed).
-    pub fn start(
-        connector: RedisConnector,
-        keys: Keys,
-        router: Arc<Router>,
-        presence: Arc<Presence>,
-        stop: Arc<AtomicBool>,
-    ) -> RedisResult<Listener> {
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<RedisResult<()>>(1);
-        let handle = thread::Builder::new()
-            .name("pubsub".into())
-            .spawn(move || listen(connector, keys, router, presence, stop, ready_tx))
-            .expect("spawn pubsub thread");
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Listener { handle }),
-            Ok(Err(e)) => {
-                let _ = handle.join();
-                Err(e)
-            }
-            Err(_) => {
-                let _ = handle.join();
-                Err(RedisError { action: "subscribing".into(), source: "the listener thread ended".into() })
-            }
-        }
-    }
-
-    pub fn join(self) {
-        let _ = self.handle.join();
-    }
-}
-
-/// Why one subscription ended.
-enum ListenEnd {
-    Stopped,
-    Lost(RedisError),
-    /// A read was interrupted by a signal: resubscribe without delay.
-    Interrupted,
-}
-
-fn interrupted(e: &redis::RedisError) -> bool {
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
-}
-
-/// Subscribes on `conn` and delivers until stopped or the connection
-/// fails. One `PubSub` for the whole life of the connection: dropping it
-/// unsubscribes. `subscribed` is called once the subscription is live.
-fn serve(
-    conn: &mut redis::Connection,
-    keys: &Keys,
-    router: &Router,
-    stop: &AtomicBool,
-    subscribed: impl FnOnce(),
-) -> ListenEnd {
-    let mut ps = conn.as_pubsub();
-    let pod = router.presence.pod_id().to_string();
-    // What was known of other pods may be stale by now.
-    router.remote.forget();
-    let channels = [keys.pod_channel(&pod), keys.broadcast_channel(), keys.admin_channel(), keys.presence_channel()];
-    if let Err(e) = ps.subscribe(&channels) {
-        return ListenEnd::Lost(failed("subscribing")(e));
-    }
-    // After subscribing: a change from now on arrives as an event, applied
-    // after this snapshot, in order.
-    router.load_remote_presence();
-    if let Err(e) = ps.set_read_timeout(Some(LISTENER_TICK)) {
-        return ListenEnd::Lost(failed("subscribing")(e));
-    }
-    subscribed();
-    let mut last_heard = Instant::now();
-    while !stop.load(Ordering::SeqCst) {
-        match ps.get_message() {
-            Ok(m) => {
-                last_heard = Instant::now();
-                let channel = m.get_channel_name().to_string();
-                match m.get_payload::<String>() {
-                    Ok(payload) => router.deliver_published(&channel, &payload),
-                    Err(e) => warn!("ignored a cross-pod message on {channel}: {e}"),
-                }
-            }
-            Err(e) if e.is_timeout() => {
-                if last_heard.elapsed() >= LISTENER_PING_AFTER {
-                    if let Err(e) = ping(&mut ps) {
-                        return ListenEnd::Lost(failed("checking the subscription with PING")(e));
-                    }
-                    last_heard = Instant::now();
-                }
-            }
-            // The process was stopped and continued (SIGSTOP/SIGCONT): the
-            // socket is fine, but a read cut short may have lost part of a
-            // reply, so resubscribe at once rather than read on.
-            Err(e) if interrupted(&e) => return ListenEnd::Interrupted,
-            Err(e) => return ListenEnd::Lost(failed("reading pub/sub")(e)),
-        }
-    }
-    ListenEnd::Stopped
-}
-
-/// PING on a subscribed connection, answered within [`REDIS_TIMEOUT`]
-/// (messages that arrive first are kept for `get_message`).
-fn ping(ps: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
-    ps.set_read_timeout(Some(REDIS_TIMEOUT))?;
-    let pong = ps.ping::<redis::Value>();
-    ps.set_read_timeout(Some(LISTENER_TICK))?;
-    pong.map(drop)
-}
-
-fn listen(
-    connector: RedisConnector,
-    keys: Keys,
-    router: Arc<Router>,
-    presence: Arc<Presence>,
-    stop: Arc<AtomicBool>,
-    ready: Sender<RedisResult<()>>,
-) {
-    let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(250);
-    let mut reconnecting = false;
-    while !stop.load(Ordering::SeqCst) {
-        let end = match connector.connect() {
-            Ok(mut conn) => serve(&mut conn, &keys, &router, &stop, || {
-                backoff = Duration::from_millis(250);
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                }
-                if reconnecting {
-                    // Redis may have restarted empty: rewrite our presence.
-                    presence.mark_dirty();
-                    info!("pub/sub reconnected");
-                }
-            }),
-            Err(e) => ListenEnd::Lost(failed("connecting the subscriber")(e)),
-        };
-        if !matches!(end, ListenEnd::Stopped) {
-            // Presence events may be missed from now on.
-            router.remote.forget();
-        }
-        match end {
-            ListenEnd::Stopped => return,
-            ListenEnd::Interrupted => {
-                info!("pub/sub read interrupted by a signal; resubscribing");
-                reconnecting = true;
-            }
-            ListenEnd::Lost(e) => {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Err(e));
-                    return;
-                }
-                error!("pub/sub: {e}; reconnecting in {backoff:?}");
-                reconnecting = true;
-                thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelopes_round_trip() {
-        let n = Notice { kind: MessageKind::Private, id: Some(42), line: "MESSAGE:a:x:y".into() };
-        let p = encode_direct(&n, &["bob", "c d"]);
-        assert_eq!(decode_direct(&p), Some((n.clone(), vec!["bob", "c d"])));
-        assert_eq!(decode_direct("line only"), None);
-        // From a pod without ids: the kind is read off the line.
-        let payload = format!("{}\nbob", protocol::group_message("g", "a", "hi"));
-        let old = decode_direct(&payload).unwrap();
-        assert_eq!((old.0.kind, old.0.id), (MessageKind::Group, None));
-        let b = Notice { kind: MessageKind::Broadcast, id: Some(7), line: "BROADCAST:ann:hi:1".into() };
-        assert_eq!(decode_broadcast(&encode_broadcast("pod-1", "ann", &b)), Some(("pod-1", "ann", b.clone())));
-        let old = decode_broadcast("pod-1\nann\nBROADCAST:ann:hi:1").unwrap();
-        assert_eq!(old.2.id, None);
     }
 }
