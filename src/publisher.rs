@@ -109,9 +109,11 @@ impl Publisher {
     }
 
     /// Waits until what is queued now has been published (or failed), for
-    /// at most twice [`REDIS_TIMEOUT`]. Free when nothing is queued.
+    /// at most twice [`REDIS_TIMEOUT`]. Free when nothing is queued, and
+    /// when publishing is failing: what is queued then is being lost, and a
+    /// sender must not wait for each of its failures (Redis gone silent).
     pub fn settle(&self) {
-        if self.shared.pending.load(Ordering::Acquire) == 0 {
+        if self.shared.pending.load(Ordering::Acquire) == 0 || !self.healthy() {
             return;
         }
         let (done, wait) = crossbeam_channel::bounded(1);
