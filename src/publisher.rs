@@ -62,6 +62,14 @@ struct Shared {
     pending: AtomicUsize,
 }
 
+impl Shared {
+    fn set_healthy(&self, healthy: bool) {
+        if self.healthy.swap(healthy, Ordering::AcqRel) != healthy && healthy {
+            info!("cross-pod publishing works again");
+        }
+    }
+}
+
 /// The publishing thread and the way to it. The thread ends when the
 /// publisher is dropped, after publishing what was queued.
 pub struct Publisher {
@@ -88,24 +96,22 @@ impl Publisher {
 
     /// A publish outside this queue (the synchronous route) worked or failed.
     pub fn set_healthy(&self, healthy: bool) {
-        if self.shared.healthy.swap(healthy, Ordering::AcqRel) != healthy && healthy {
-            info!("cross-pod publishing works again");
-        }
+        self.shared.set_healthy(healthy);
     }
 
-    /// Queues `envelopes` in order. `false` if they could not be queued.
-    pub fn publish(&self, envelopes: impl IntoIterator<Item = Envelope>) -> bool {
+    /// Queues `envelopes` in order. Those that find the queue full for
+    /// [`REDIS_TIMEOUT`] are not delivered live (logged and counted).
+    pub fn publish(&self, envelopes: impl IntoIterator<Item = Envelope>) {
         for e in envelopes {
             self.shared.pending.fetch_add(1, Ordering::AcqRel);
             if self.jobs.send_timeout(Job::Publish(e), REDIS_TIMEOUT).is_err() {
                 self.shared.pending.fetch_sub(1, Ordering::AcqRel);
-                self.shared.healthy.store(false, Ordering::Release);
+                self.shared.set_healthy(false);
                 METRICS.storage_errors.with_label_values(&["redis"]).inc();
                 error!("cross-pod publish queue full for {REDIS_TIMEOUT:?}: a line not delivered live");
-                return false;
+                return;
             }
         }
-        true
     }
 
     /// Waits until what is queued now has been published (or failed), for
@@ -141,16 +147,14 @@ fn run(pool: &RedisPool, rx: &Receiver<Job>, shared: &Shared, remote: &RemotePre
             let n = envelopes.len();
             match publish_all(pool, &envelopes) {
                 Ok(listeners) => {
-                    if !shared.healthy.swap(true, Ordering::AcqRel) {
-                        info!("cross-pod publishing works again");
-                    }
+                    shared.set_healthy(true);
                     for (e, _) in envelopes.iter().zip(listeners).filter(|(_, n)| *n == 0) {
                         warn!("pod {} does not listen: its users count as unknown until it shows again", e.pod);
                         remote.drop_pod(&e.pod);
                     }
                 }
                 Err(e) => {
-                    shared.healthy.store(false, Ordering::Release);
+                    shared.set_healthy(false);
                     METRICS.storage_errors.with_label_values(&["redis"]).inc();
                     error!("cross-pod publish error ({n} lines not delivered live): {e}");
                 }

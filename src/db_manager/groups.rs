@@ -59,17 +59,7 @@ impl DbManager {
              WHERE gm.user_id = $1 AND g.is_active ORDER BY g.group_id",
             &[&user_id],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| GroupSummary {
-                id: r.get(0),
-                name: r.get(1),
-                description: r.get(2),
-                member_count: r.get(3),
-                is_admin: r.get::<_, Option<bool>>(4).unwrap_or(false),
-                is_member: true,
-            })
-            .collect())
+        Ok(rows.iter().map(|r| group_summary(r, r.get::<_, Option<bool>>(4).unwrap_or(false), true)).collect())
     }
 
     /// Every active group, oldest first, with whether `user_id` is in it.
@@ -81,17 +71,7 @@ impl DbManager {
              FROM groups g WHERE g.is_active ORDER BY g.group_id",
             &[&user_id],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| GroupSummary {
-                id: r.get(0),
-                name: r.get(1),
-                description: r.get(2),
-                member_count: r.get(3),
-                is_admin: false,
-                is_member: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| group_summary(r, false, r.get(4))).collect())
     }
 
     /// The name of an active group `user_id` belongs to; `None` otherwise.
@@ -228,4 +208,10 @@ impl DbManager {
             LazyLock::new(|| history_sql("group_messages", "message_id", "WHERE group_id = $1"));
         self.history(&SQL, &[&group_id])
     }
+}
+
+/// A group row of [`DbManager::user_groups`] or [`DbManager::all_groups`]:
+/// id, name, description, member count first.
+fn group_summary(r: &postgres::Row, is_admin: bool, is_member: bool) -> GroupSummary {
+    GroupSummary { id: r.get(0), name: r.get(1), description: r.get(2), member_count: r.get(3), is_admin, is_member }
 }

@@ -153,7 +153,7 @@ impl Writer {
         let state = Arc::new(AtomicU8::new(QUEUED));
         {
             let mut q = self.shared.lock();
-            if q.jobs.len() >= QUEUE_CAPACITY || self.wake.is_none() {
+            if q.jobs.len() >= QUEUE_CAPACITY {
                 return Err(StoreError::WriterStopped);
             }
             q.jobs.push_back(Job { message, reply, state: Arc::clone(&state) });
