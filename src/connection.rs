@@ -132,7 +132,11 @@ impl Connection {
                 }
             }
             match frame {
-                Frame::Line(line) => return Ok(line.trim().to_string()),
+                Frame::Line(line) => {
+                    let line = line.trim().to_string();
+                    crate::fault::on_client_line(&line);
+                    return Ok(line);
+                }
                 Frame::TooLong => self.send(protocol::error(text::LINE_TOO_LONG))?,
                 Frame::InvalidUtf8 => self.send(protocol::error(text::INVALID_UTF8))?,
                 Frame::Nul => self.send(protocol::error(text::NUL_BYTE))?,

@@ -19,6 +19,7 @@
 //! - [`tls`]: rustls: the chat port's reloaded certificate, client trust and checks, one TLS connection on one fd.
 //! - [`session_end`]: ending a user's sessions on every pod (disabled, deleted, password changed).
 //! - [`metrics`], [`ops_http`]: Prometheus metrics; `/healthz`, `/readyz`, `/metrics`.
+//! - [`fault`]: test-only fault hooks (cargo feature `fault-hooks`): a client line that panics its thread.
 //! - [`sys`]: process set-up of the binaries: logging, stop signals, limits, allocator, idle stacks.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
 //! - [`bench`]: `chat_bench`: load scenarios (signup, login, dm, broadcast, idle) and their figures.
@@ -34,6 +35,7 @@ pub mod config;
 pub mod connection;
 pub mod dashboard;
 pub mod db_manager;
+pub mod fault;
 pub mod framing;
 pub mod metrics;
 pub mod ops_http;

@@ -37,6 +37,9 @@ pub struct Metrics {
     /// `chatp_sessions_ended_by_admin_total`: sessions closed because their
     /// user was disabled, deleted or changed password.
     pub admin_kicks: IntCounter,
+    /// `chatp_thread_panics_total`: connection threads that panicked (the
+    /// connection was closed and what it held given back; the pod serves on).
+    pub thread_panics: IntCounter,
 }
 
 /// `metric`, registered in `registry` (both fail only on a programming
@@ -124,6 +127,13 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             IntCounter::new(
                 "chatp_sessions_ended_by_admin_total",
                 "Sessions closed because their user was disabled, deleted or changed password",
+            ),
+        ),
+        thread_panics: registered(
+            &registry,
+            IntCounter::new(
+                "chatp_thread_panics_total",
+                "Connection threads that panicked; each closed its connection and gave back what it held",
             ),
         ),
         registry,

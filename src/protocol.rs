@@ -157,6 +157,11 @@ pub mod text {
     pub const ENDED_PASSWORD_CHANGED: &str = "Your password was changed in another session; log in with the new one";
     pub const PASSWORD_CHANGED: &str = "Password changed; your other sessions were ended";
     pub const PASSWORD_WRONG: &str = "Current password is wrong; password not changed";
+    pub const PASSWORD_TOO_MANY_WRONG: &str = "Too many wrong passwords; this session was ended";
+    pub const TOO_MANY_SESSIONS: &str = "Too many sessions for this account; log out of one first";
+    pub const TOO_MANY_ATTEMPTS: &str = "Too many attempts for this name; wait a few seconds and try again";
+    pub const TOO_MANY_RESUMES: &str = "Too many resumes; wait a few seconds and try again";
+    pub const ENDED_UNCONFIRMED: &str = "Your login could not be confirmed (storage unavailable); please log in again";
     pub const ADMIN_BADGE: &str = "👑 Admin";
     pub const MEMBER_BADGE: &str = "👤 Member";
     pub const ADMIN_ICON: &str = "👑";

@@ -71,6 +71,11 @@ impl Keys {
     pub fn autoscaler_events(&self) -> String {
         format!("{}autoscaler:events", self.prefix)
     }
+    /// A throttle's count for one subject (`kind`: login, resume; `digest`:
+    /// hex of the name's digest), across pods.
+    pub fn throttle(&self, kind: &str, digest: &str) -> String {
+        format!("{}throttle:{kind}:{digest}", self.prefix)
+    }
     /// Sessions to end on every pod ([`crate::session_end`]).
     pub fn admin_channel(&self) -> String {
         format!("{}chat:admin", self.prefix)

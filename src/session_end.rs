@@ -17,6 +17,9 @@ pub enum EndReason {
     Deleted,
     PasswordReset,
     PasswordChanged,
+    /// This pod could not confirm a login that was in flight (PostgreSQL
+    /// did not answer); never sent to other pods.
+    Unconfirmed,
 }
 
 impl EndReason {
@@ -26,6 +29,7 @@ impl EndReason {
             EndReason::Deleted => "deleted",
             EndReason::PasswordReset => "password_reset",
             EndReason::PasswordChanged => "password_changed",
+            EndReason::Unconfirmed => "unconfirmed",
         }
     }
 
@@ -42,6 +46,7 @@ impl EndReason {
             EndReason::Deleted => text::ENDED_DELETED,
             EndReason::PasswordReset => text::ENDED_PASSWORD_RESET,
             EndReason::PasswordChanged => text::ENDED_PASSWORD_CHANGED,
+            EndReason::Unconfirmed => text::ENDED_UNCONFIRMED,
         }
     }
 }

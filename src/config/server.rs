@@ -75,6 +75,19 @@ pub struct ServerConfig {
     pub plaintext: bool,
     /// Who may sign up (`REGISTRATION`: `open`, `invite`, `closed`).
     pub registration: Registration,
+    /// Live sessions one user may have on all pods together
+    /// (`MAX_SESSIONS_PER_USER`, 10); one more is refused with a reason.
+    pub max_sessions_per_user: usize,
+    /// Ended `sessions` rows are deleted this long after they ended
+    /// (`SESSION_RETENTION_SECS`, 30 days), and each user keeps at most
+    /// [`crate::db_manager::ENDED_SESSIONS_KEPT`] of them.
+    pub session_retention: Duration,
+    /// How often the janitor purges ended sessions and expired resume
+    /// tokens (`SESSION_PURGE_SECS`, 600).
+    pub purge_every: Duration,
+    /// Test builds only: a client line that panics its thread.
+    #[cfg(feature = "fault-hooks")]
+    pub fault_panic_line: Option<String>,
 }
 
 /// chat_server's TLS port.
@@ -157,6 +170,10 @@ pub struct RateLimits {
     /// Every line after login (`LINE_BURST` 40, `LINE_RATE` 20/s); over it,
     /// lines are read late (the client is slowed down), never refused.
     pub line: Rate,
+    /// Resumes of one user, on every pod together (`RESUME_BURST` 10,
+    /// `RESUME_RATE` 0.2/s, one every 5 s after the burst); over it the
+    /// resume is refused (the token stays good) and the client waits.
+    pub resume: Rate,
 }
 
 /// PostgreSQL connection (`DB_*`).
@@ -223,7 +240,10 @@ Environment (defaults in brackets):
   LOGIN_ATTEMPTS_PER_CONNECTION [3]  DRAIN_SECS [10]  RESUME_TTL_SECS [600]
   RATE_LIMITS [on]  MESSAGE_BURST [10] MESSAGE_RATE [5]  GROUP_BURST [10]
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
-  LINE_RATE [20]   bursts in lines, rates in lines per second
+  LINE_RATE [20]  RESUME_BURST [10] RESUME_RATE [0.2]  bursts in lines (resumes),
+                  rates per second; one user's resumes count on all pods
+  MAX_SESSIONS_PER_USER [10]  SESSION_RETENTION_SECS [2592000]
+  SESSION_PURGE_SECS [600]  ended sessions' rows kept, purge cadence
   LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes
   METRICS_PORT [9090]  /healthz, /readyz, /metrics (0: any free port; off)
   TLS_CERT_FILE, TLS_KEY_FILE [unset]  PEM files; both set: a TLS port
@@ -263,6 +283,7 @@ impl ServerConfig {
                     group: env.rate("GROUP", 10.0, 2.0)?,
                     broadcast: env.rate("BROADCAST", 5.0, 1.0)?,
                     line: env.rate("LINE", 40.0, 20.0)?,
+                    resume: env.rate("RESUME", 10.0, 0.2)?,
                 })
             } else {
                 None
@@ -272,6 +293,11 @@ impl ServerConfig {
             log_level: env.log_level()?,
             tls: tls_listen(env)?,
             plaintext: env.switch("PLAINTEXT", true)?,
+            max_sessions_per_user: env.positive("MAX_SESSIONS_PER_USER", 10)? as usize,
+            session_retention: Duration::from_secs(env.positive("SESSION_RETENTION_SECS", 30 * 24 * 3600)?),
+            purge_every: Duration::from_secs(env.positive("SESSION_PURGE_SECS", 600)?),
+            #[cfg(feature = "fault-hooks")]
+            fault_panic_line: env.0("CHATP_FAULT_PANIC_ON_LINE").filter(|v| !v.is_empty()),
             registration: env.choice(
                 "REGISTRATION",
                 Registration::Open,

@@ -2,7 +2,9 @@
 //! invite codes, disabling, deleting, password changes, the user list.
 //! What ends live sessions is the caller's (Redis reaches every pod); here
 //! only the rows change, and the resume tokens that would bring a session
-//! back are dropped in the same statement.
+//! back are dropped in the same statement, which also moves the user's
+//! session epoch: a login or resume in flight sees it once registered and
+//! ends itself (`server::user_thread`).
 
 use super::resume::token_hash;
 use super::{DbManager, StoreResult};
@@ -25,7 +27,8 @@ impl DbManager {
     pub fn set_password_hash(&self, username: &str, hash: &str, keep_token: Option<&str>) -> StoreResult<bool> {
         let keep = keep_token.map(token_hash).unwrap_or_default();
         let row = self.conn()?.query_opt(
-            "WITH u AS (UPDATE users SET password_hash = $2 WHERE username = $1 RETURNING user_id), \
+            "WITH u AS (UPDATE users SET password_hash = $2, session_epoch = COALESCE(session_epoch, 0) + 1 \
+                        WHERE username = $1 RETURNING user_id), \
                   t AS (DELETE FROM chatp_resume_tokens WHERE user_id IN (SELECT user_id FROM u) \
                         AND token_hash <> $3) \
              SELECT user_id FROM u",
@@ -38,7 +41,8 @@ impl DbManager {
     /// tokens. `false`: no such user.
     pub fn set_disabled(&self, username: &str, disabled: bool) -> StoreResult<bool> {
         let row = self.conn()?.query_opt(
-            "WITH u AS (UPDATE users SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, CURRENT_TIMESTAMP) END \
+            "WITH u AS (UPDATE users SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, CURRENT_TIMESTAMP) END, \
+                        session_epoch = COALESCE(session_epoch, 0) + CASE WHEN $2 THEN 1 ELSE 0 END \
                         WHERE username = $1 RETURNING user_id), \
                   t AS (DELETE FROM chatp_resume_tokens WHERE $2 AND user_id IN (SELECT user_id FROM u)) \
              SELECT user_id FROM u",

@@ -31,7 +31,7 @@ pub use groups::{CreateGroupOutcome, GroupMember, GroupSummary, JoinOutcome, Lea
 pub use resume::{Missed, Resumed};
 pub use stats::Totals;
 pub use target::PgTarget;
-pub use users::{SignupOutcome, UserRecord};
+pub use users::{SignupOutcome, UserRecord, ENDED_SESSIONS_KEPT};
 use writer::{Message, Writer};
 
 /// The original schema plus our idempotent migrations (`schema.sql`).

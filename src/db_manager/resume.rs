@@ -31,6 +31,8 @@ pub struct Resumed {
     pub username: String,
     /// Never older than the start of the session the token came from.
     pub baseline: LastSeen,
+    /// The account's session epoch when the token was taken.
+    pub epoch: i64,
 }
 
 impl DbManager {
@@ -63,13 +65,15 @@ impl DbManager {
             "DELETE FROM chatp_resume_tokens t USING users u \
              WHERE t.token_hash = $1 AND u.user_id = t.user_id AND u.username = $2 AND u.disabled_at IS NULL \
                AND (t.expires_at IS NULL OR t.expires_at > CURRENT_TIMESTAMP) \
-             RETURNING u.user_id, u.username, t.last_private, t.last_broadcast, t.last_group",
+             RETURNING u.user_id, u.username, t.last_private, t.last_broadcast, t.last_group, \
+                       COALESCE(u.session_epoch, 0)",
             &[&token_hash(token), &username],
         )?;
         Ok(row.map(|r| Resumed {
             user_id: r.get(0),
             username: r.get(1),
             baseline: LastSeen { private: r.get(2), broadcast: r.get(3), group: r.get(4) },
+            epoch: r.get(5),
         }))
     }
 

@@ -13,7 +13,15 @@ pub struct UserRecord {
     pub password_hash: String,
     /// An administrator disabled the account (`chat_admin disable`).
     pub disabled: bool,
+    /// Moves with every change that ends the user's sessions (password
+    /// changed or reset, disabled): a login checked against an older epoch
+    /// does not stand.
+    pub epoch: i64,
 }
+
+/// Ended `sessions` rows kept per user (older ones are purged whatever
+/// `SESSION_RETENTION_SECS` says): resumes cannot grow the table.
+pub const ENDED_SESSIONS_KEPT: i64 = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignupOutcome {
@@ -31,10 +39,39 @@ impl DbManager {
 
     pub fn find_user(&self, username: &str) -> StoreResult<Option<UserRecord>> {
         let row = self.conn()?.query_opt(
-            "SELECT user_id, username, password_hash, disabled_at IS NOT NULL FROM users WHERE username = $1",
+            "SELECT user_id, username, password_hash, disabled_at IS NOT NULL, COALESCE(session_epoch, 0) \
+             FROM users WHERE username = $1",
             &[&username],
         )?;
-        Ok(row.map(|r| UserRecord { id: r.get(0), username: r.get(1), password_hash: r.get(2), disabled: r.get(3) }))
+        Ok(row.map(|r| UserRecord {
+            id: r.get(0),
+            username: r.get(1),
+            password_hash: r.get(2),
+            disabled: r.get(3),
+            epoch: r.get(4),
+        }))
+    }
+
+    /// `user_id`'s session epoch and whether the account is disabled;
+    /// `None`: deleted. Takes a share lock on the row for the statement, so
+    /// a change being committed to it is waited for, then seen.
+    pub fn session_epoch(&self, user_id: i32) -> StoreResult<Option<(i64, bool)>> {
+        let row = self.conn()?.query_opt(
+            "SELECT COALESCE(session_epoch, 0), disabled_at IS NOT NULL FROM users WHERE user_id = $1 FOR SHARE",
+            &[&user_id],
+        )?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Whether an invite code can still sign up an account (it is not
+    /// taken here: [`DbManager::create_user`] takes it).
+    pub fn invite_usable(&self, code: &str) -> StoreResult<bool> {
+        let row = self.conn()?.query_one(
+            "SELECT EXISTS (SELECT 1 FROM chatp_invites WHERE code_hash = $1 AND used_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > CURRENT_TIMESTAMP))",
+            &[&resume::token_hash(code)],
+        )?;
+        Ok(row.get(0))
     }
 
     /// Whether a user has this name or one that reads the same
@@ -112,15 +149,44 @@ impl DbManager {
 
     // --------------------------------------------------------- sessions
 
-    /// Opens a `sessions` row for a login on `pod_id`; stamps `last_login`.
-    pub fn create_session(&self, user_id: i32, pod_id: &str) -> StoreResult<i32> {
-        let row = self.conn()?.query_one(
-            "WITH s AS (INSERT INTO sessions (user_id, pod_id) VALUES ($1, $2) RETURNING session_id), \
-                  u AS (UPDATE users SET last_login = CURRENT_TIMESTAMP WHERE user_id = $1) \
+    /// Opens a `sessions` row for a login on `pod_id` and stamps
+    /// `last_login`, unless the user already has `max` live sessions on
+    /// chatp's pods (`None`). Logins of one user are counted one at a time
+    /// (a transaction lock on the user), so parallel ones cannot all pass.
+    pub fn create_session(&self, user_id: i32, pod_id: &str, max: usize) -> StoreResult<Option<i32>> {
+        let mut c = self.conn()?;
+        let mut tx = c.transaction()?;
+        // The two-key lock space: (1, user) is "opening a session of user".
+        tx.execute("SELECT pg_advisory_xact_lock(1, $1)", &[&user_id])?;
+        // Rows of the Python server (no pod) are never closed by it: not counted.
+        let row = tx.query_opt(
+            "WITH live AS (SELECT count(*) AS n FROM sessions WHERE user_id = $1 AND is_active AND pod_id IS NOT NULL), \
+                  s AS (INSERT INTO sessions (user_id, pod_id) SELECT $1, $2 FROM live WHERE n < $3 \
+                        RETURNING session_id), \
+                  u AS (UPDATE users SET last_login = CURRENT_TIMESTAMP WHERE user_id = $1 \
+                        AND EXISTS (SELECT 1 FROM s)) \
              SELECT session_id FROM s",
-            &[&user_id, &pod_id],
+            &[&user_id, &pod_id, &(max as i64)],
         )?;
-        Ok(row.get(0))
+        tx.commit()?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Deletes ended `sessions` rows that ended more than `retention_secs`
+    /// ago, and beyond each user's newest [`ENDED_SESSIONS_KEPT`]; and
+    /// resume tokens that have expired. How many of each.
+    pub fn purge_ended_sessions(&self, retention_secs: i64) -> StoreResult<(u64, u64)> {
+        let mut c = self.conn()?;
+        let sessions = c.execute(
+            "DELETE FROM sessions s WHERE NOT s.is_active AND s.pod_id IS NOT NULL AND ( \
+                s.logout_time < CURRENT_TIMESTAMP - make_interval(secs => $1) \
+                OR s.session_id IN (SELECT session_id FROM ( \
+                    SELECT session_id, row_number() OVER (PARTITION BY user_id ORDER BY session_id DESC) AS k \
+                    FROM sessions WHERE NOT is_active AND pod_id IS NOT NULL) old WHERE old.k > $2))",
+            &[&(retention_secs as f64), &ENDED_SESSIONS_KEPT],
+        )?;
+        let tokens = c.execute("DELETE FROM chatp_resume_tokens WHERE expires_at < CURRENT_TIMESTAMP", &[])?;
+        Ok((sessions, tokens))
     }
 
     pub fn end_session(&self, session_id: i32) -> StoreResult<()> {

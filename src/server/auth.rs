@@ -2,13 +2,15 @@
 //!
 //! Against abuse: the caller sets a deadline on the connection
 //! (`AUTH_TIMEOUT_SECS`); after `LOGIN_ATTEMPTS_PER_CONNECTION` failed
-//! attempts the connection is closed; attempts on a name that keeps failing
-//! wait longer each time ([`LoginThrottle`]); a hash that cannot be computed
-//! in time is refused as busy. Passwords are never logged, and neither is a
-//! name that might be one (unknown names, names that failed validation).
+//! attempts (logins, resumes and sign-ups alike) the connection is closed;
+//! attempts on a name that keeps failing are queued one behind the other on
+//! every pod ([`Throttle`]); resumes are limited per user; a hash that
+//! cannot be computed in time is refused as busy; a user already at
+//! `MAX_SESSIONS_PER_USER` gets no more. Passwords are never logged, and
+//! neither is a name that might be one (unknown names, names that failed
+//! validation).
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use log::{debug, error, info, warn};
 
@@ -22,18 +24,27 @@ use crate::protocol::{self, text, AuthChoice, LastSeen};
 use super::session::User;
 use super::Context;
 
-pub use super::login_throttle::LoginThrottle;
+use super::throttle::Admission;
+pub use super::throttle::Throttle;
 
-/// A logged-in user, their `sessions` row, and for a resumed protocol-2
-/// session, from where to replay what they missed.
+/// A logged-in user, and for a resumed protocol-2 session, from where to
+/// replay what they missed.
 pub struct LoggedIn {
     pub user: User,
-    pub session_id: i32,
     pub resumed_after: Option<LastSeen>,
+    /// The account's session epoch when the credentials were checked: a
+    /// change that ends sessions moves it (checked again once registered).
+    pub epoch: i64,
 }
 
-/// Runs authentication.
-pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<LoggedIn> {
+/// Runs authentication. The `sessions` row it opens goes to `session_row`
+/// as soon as it exists, so that whoever holds that slot closes it.
+pub fn authenticate(
+    ctx: &Context,
+    conn: &mut Connection,
+    peer: SocketAddr,
+    session_row: &mut Option<i32>,
+) -> Step<LoggedIn> {
     conn.send(protocol::AUTH_REQUEST)?;
     let mut failures = 0;
     let mut invite: Option<String> = None;
@@ -70,9 +81,13 @@ pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> S
             Attempt::Refused(_) => "refused",
         };
         METRICS.logins.with_label_values(&[result]).inc();
-        let (user, success_line, legacy_upgrade, resumed_after) = match attempt {
-            Attempt::Accepted { user, success_line, legacy_upgrade, .. } => (user, success_line, legacy_upgrade, None),
-            Attempt::Resumed { user, after } => (user, protocol::auth_success(text::RESUMED), None, Some(after)),
+        let (user, success_line, legacy_upgrade, resumed_after, epoch) = match attempt {
+            Attempt::Accepted { user, success_line, legacy_upgrade, epoch, .. } => {
+                (user, success_line, legacy_upgrade, None, epoch)
+            }
+            Attempt::Resumed { user, after, epoch } => {
+                (user, protocol::auth_success(text::RESUMED), None, Some(after), epoch)
+            }
             Attempt::Failed(reason) => {
                 failures += 1;
                 if failures >= ctx.login_attempts_per_connection {
@@ -88,13 +103,18 @@ pub fn authenticate(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> S
                 continue;
             }
         };
-        match ctx.db.create_session(user.id, &ctx.pod_id) {
-            Ok(session_id) => {
+        match ctx.db.create_session(user.id, &ctx.pod_id, ctx.max_sessions_per_user) {
+            Ok(Some(session_id)) => {
+                *session_row = Some(session_id);
                 conn.send(success_line)?;
                 if let Some((old, new)) = legacy_upgrade {
                     upgrade_legacy_hash(ctx, peer, &user, &old, &new);
                 }
-                return Ok(LoggedIn { user, session_id, resumed_after });
+                return Ok(LoggedIn { user, resumed_after, epoch });
+            }
+            Ok(None) => {
+                info!("auth {peer}: {} refused: {} sessions already", user.name, ctx.max_sessions_per_user);
+                conn.send(protocol::auth_failed(text::TOO_MANY_SESSIONS))?;
             }
             Err(e) => {
                 error!("auth {peer}: cannot open a session for {}: {e}", user.name);
@@ -123,13 +143,15 @@ enum Attempt {
         legacy_upgrade: Option<(String, String)>,
         /// A new account rather than a login.
         signup: bool,
+        /// The account's session epoch when the credentials were checked.
+        epoch: i64,
     },
     /// A resume token was taken: replay after `after`.
-    Resumed { user: User, after: LastSeen },
-    /// A failed login or resume (counts against the connection).
+    Resumed { user: User, after: LastSeen, epoch: i64 },
+    /// A failed login, resume or sign-up (counts against the connection).
     Failed(String),
-    /// A refused signup, or no decision (PostgreSQL or the hashing workers
-    /// could not answer): does not count.
+    /// No decision (PostgreSQL or the hashing workers could not answer):
+    /// does not count.
     Refused(String),
 }
 
@@ -147,9 +169,14 @@ fn upgrade_legacy_hash(ctx: &Context, peer: SocketAddr, user: &User, old: &str, 
 
 fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt> {
     let (username, password) = read_credentials(conn, protocol::LOGIN_PROMPT)?;
-    let delay = ctx.login_throttle.delay(&username, Instant::now());
-    if !delay.is_zero() {
-        std::thread::sleep(delay);
+    let admitted = ctx.throttle.login_attempt(&username);
+    match admitted {
+        Admission::Go(wait) if wait.is_zero() => {}
+        Admission::Go(wait) => std::thread::sleep(wait),
+        Admission::Refused(_) => {
+            info!("auth {peer}: login refused unchecked: too many attempts on that name");
+            return Ok(Attempt::Failed(text::TOO_MANY_ATTEMPTS.into()));
+        }
     }
     let record = match ctx.db.find_user(&username) {
         Ok(r) => r,
@@ -170,17 +197,18 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt
             Ok(Attempt::Refused(text::ACCOUNT_DISABLED.into()))
         }
         (Some(rec), Verdict::Valid { upgrade }) => {
-            ctx.login_throttle.succeeded(&username);
+            ctx.throttle.login_succeeded(&username);
             info!("auth {peer}: login ok for {}", rec.username);
             Ok(Attempt::Accepted {
                 user: User { id: rec.id, name: rec.username },
                 success_line: protocol::auth_success(text::LOGIN_OK),
                 legacy_upgrade: upgrade.map(|new| (rec.password_hash, new)),
                 signup: false,
+                epoch: rec.epoch,
             })
         }
         (record, _) => {
-            ctx.login_throttle.failed(&username, Instant::now());
+            ctx.throttle.login_failed(&username, admitted);
             match record {
                 // A real name, so not a password typed in the wrong field.
                 Some(rec) => info!("auth {peer}: wrong password for {}", rec.username),
@@ -193,6 +221,13 @@ fn login(ctx: &Context, conn: &mut Connection, peer: SocketAddr) -> Step<Attempt
 
 /// `RESUME`: no password, no hashing; the token is taken (single use).
 fn resume(ctx: &Context, peer: SocketAddr, username: &str, token: &str, last: LastSeen) -> Attempt {
+    if let Some(limits) = ctx.limits {
+        // Before the token is taken: a refused resume can be tried again.
+        if let Admission::Refused(after) = ctx.throttle.resume(username, limits.resume) {
+            info!("auth {peer}: resume refused for {after:?}: too many resumes of that user");
+            return Attempt::Failed(text::TOO_MANY_RESUMES.into());
+        }
+    }
     match ctx.db.take_resume_token(username, token) {
         Ok(Some(r)) => {
             info!("auth {peer}: session of {} resumed", r.username);
@@ -201,7 +236,7 @@ fn resume(ctx: &Context, peer: SocketAddr, username: &str, token: &str, last: La
                 broadcast: last.broadcast.max(r.baseline.broadcast),
                 group: last.group.max(r.baseline.group),
             };
-            Attempt::Resumed { user: User { id: r.user_id, name: r.username }, after }
+            Attempt::Resumed { user: User { id: r.user_id, name: r.username }, after, epoch: r.epoch }
         }
         Ok(None) => {
             info!("auth {peer}: resume refused (unknown, used or expired token)");
@@ -216,36 +251,50 @@ fn resume(ctx: &Context, peer: SocketAddr, username: &str, token: &str, last: La
 
 fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr, invite: Option<&str>) -> Step<Attempt> {
     let (username, password) = read_credentials(conn, protocol::SIGNUP_PROMPT)?;
-    // Who may sign up, before anything costs a hash.
+    // Every refusal below counts against the connection, as a failed login
+    // does. Who may sign up is settled first, before anything reads the name
+    // or costs a hash: a bogus invite code gets the same answer, at the same
+    // cost, whether the name is taken or free.
+    let refuse = |reason: &str| -> Step<Attempt> { Ok(Attempt::Failed(reason.into())) };
     let invite = match (ctx.registration, invite) {
         (Registration::Open, _) => None,
         (Registration::Closed, _) => {
             info!("auth {peer}: signup refused: registration closed");
-            return Ok(Attempt::Refused(text::SIGNUP_CLOSED.into()));
+            return refuse(text::SIGNUP_CLOSED);
         }
         (Registration::Invite, None) => {
             info!("auth {peer}: signup refused: no invite code");
             let reason =
                 if conn.outbox().speaks_sessions() { text::INVITE_REQUIRED } else { text::INVITE_REQUIRED_OLD_CLIENT };
-            return Ok(Attempt::Refused(reason.into()));
+            return refuse(reason);
         }
-        (Registration::Invite, Some(code)) => Some(code),
+        (Registration::Invite, Some(code)) => match ctx.db.invite_usable(code) {
+            Ok(true) => Some(code),
+            Ok(false) => {
+                info!("auth {peer}: signup refused: invite code unknown, used or expired");
+                return refuse(text::INVITE_INVALID);
+            }
+            Err(e) => {
+                error!("auth {peer}: signup failed: {e}");
+                return Ok(Attempt::Refused(text::AUTH_UNAVAILABLE.into()));
+            }
+        },
     };
     if let Err(reason) = protocol::validate_username(&username) {
         // Not logged with the name: it may be a password.
         info!("auth {peer}: signup refused: invalid name");
-        return Ok(Attempt::Refused(reason));
+        return refuse(&reason);
     }
-    let refuse = |reason: &str| -> Step<Attempt> {
+    let refuse_name = |reason: &str| -> Step<Attempt> {
         info!("auth {peer}: signup of {username:?} refused: {reason}");
-        Ok(Attempt::Refused(reason.into()))
+        refuse(reason)
     };
     if password.is_empty() {
-        return refuse(text::PASSWORD_EMPTY);
+        return refuse_name(text::PASSWORD_EMPTY);
     }
     // Cheap check first: no hashing for a name that is taken.
     match ctx.db.username_taken(&username) {
-        Ok(true) => return refuse(text::USERNAME_TAKEN),
+        Ok(true) => return refuse_name(text::USERNAME_TAKEN),
         Ok(false) => {}
         Err(e) => {
             error!("auth {peer}: signup of {username:?} failed: {e}");
@@ -265,10 +314,11 @@ fn signup(ctx: &Context, conn: &mut Connection, peer: SocketAddr, invite: Option
                 success_line,
                 legacy_upgrade: None,
                 signup: true,
+                epoch: 0,
             })
         }
-        Ok(SignupOutcome::UsernameTaken) => refuse(text::USERNAME_TAKEN),
-        Ok(SignupOutcome::InviteInvalid) => refuse(text::INVITE_INVALID),
+        Ok(SignupOutcome::UsernameTaken) => refuse_name(text::USERNAME_TAKEN),
+        Ok(SignupOutcome::InviteInvalid) => refuse_name(text::INVITE_INVALID),
         Err(e) => {
             error!("auth {peer}: signup of {username:?} failed: {e}");
             Ok(Attempt::Refused(text::AUTH_UNAVAILABLE.into()))

@@ -4,12 +4,14 @@
 //! alive key, rewrites the pod's presence when a write was lost or the pod
 //! finds it was reaped (its heartbeat came late: a CPU stall, SIGSTOP, a
 //! Redis outage), and reaps pods that stopped. It never waits on
-//! PostgreSQL: closing a dead pod's session rows, and opening our own again
-//! after we were reaped, go to the janitor thread.
+//! PostgreSQL: closing a dead pod's session rows, opening our own again
+//! after we were reaped, and purging ended sessions' rows and expired resume
+//! tokens (every `SESSION_PURGE_SECS`) go to the janitor thread.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::{info, warn};
@@ -57,6 +59,8 @@ enum Chore {
     EndPodSessions(String),
     /// We were reaped: open our live rows again.
     ReopenOwn,
+    /// Ended sessions' rows past their retention, expired resume tokens.
+    Purge,
 }
 
 /// Starts the heartbeat (and its janitor); dropping the sender stops both.
@@ -82,26 +86,43 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
                         }
                     }
                     Chore::ReopenOwn => janitor_ctx.session_rows.reopen(&janitor_ctx.db),
+                    Chore::Purge => purge(&janitor_ctx),
                 }
             }
         })
         .expect("spawn janitor thread");
-    let interval = ctx.presence.heartbeat_interval();
+    let interval = ctx.presence.heartbeat_interval().min(ctx.purge_every);
     let handle = thread::Builder::new()
         .name("heartbeat".into())
         .spawn(move || {
+            // The first purge soon after start, then every `purge_every`.
+            let mut next_purge = Instant::now() + interval;
             loop {
                 match rx.recv_timeout(interval) {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => break,
                 }
                 beat(&ctx, &chores);
+                if Instant::now() >= next_purge {
+                    next_purge = Instant::now() + ctx.purge_every;
+                    let _ = chores.send(Chore::Purge);
+                }
             }
             drop(chores);
             let _ = janitor.join();
         })
         .expect("spawn heartbeat thread");
     (tx, handle)
+}
+
+/// Deletes what no one will read again: rows of sessions that ended long
+/// ago (or beyond each user's newest few), resume tokens past their expiry.
+fn purge(ctx: &Context) {
+    match ctx.db.purge_ended_sessions(ctx.session_retention.as_secs() as i64) {
+        Ok((0, 0)) => {}
+        Ok((sessions, tokens)) => info!("purged {sessions} ended sessions' rows and {tokens} expired resume tokens"),
+        Err(e) => warn!("purging ended sessions: {e}"),
+    }
 }
 
 fn beat(ctx: &Context, chores: &Sender<Chore>) {

@@ -8,16 +8,18 @@ mod auth;
 mod broadcast;
 mod groups;
 mod heartbeat;
-mod login_throttle;
 mod open_connections;
 mod password;
 mod private_messages;
 mod session;
+mod throttle;
+mod user_limits;
 mod user_thread;
 
 use std::fmt;
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -61,9 +63,21 @@ pub struct Context {
     /// A client that stops acknowledging is disconnected after this.
     pub client_timeout: Duration,
     pub login_attempts_per_connection: u32,
-    pub login_throttle: auth::LoginThrottle,
-    /// Per-session rate limits; `None` when off.
+    /// Failed logins per name and resumes per user, across pods.
+    pub throttle: auth::Throttle,
+    /// Per-user rate limits; `None` when off.
     pub limits: Option<RateLimits>,
+    /// The buckets of those limits, per user on this pod.
+    pub user_limits: user_limits::UserLimits,
+    /// Live sessions one user may have on all pods together.
+    pub max_sessions_per_user: usize,
+    /// Connections being served, and how many may be.
+    pub live_connections: AtomicUsize,
+    pub max_connections: usize,
+    /// Ended `sessions` rows are kept this long; the janitor purges them
+    /// (and expired resume tokens) this often.
+    pub session_retention: Duration,
+    pub purge_every: Duration,
     pub connections: open_connections::OpenConnections,
     pub session_rows: heartbeat::SessionRows,
     /// SIGTERM came: connections are finishing.
@@ -137,7 +151,6 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     pubsub: Listener,
     heartbeat: (Sender<()>, JoinHandle<()>),
-    max_connections: usize,
     drain: Duration,
 }
 
@@ -146,6 +159,11 @@ impl Server {
     /// an earlier process with this pod id left, subscribes and binds.
     pub fn start(cfg: &ServerConfig) -> Result<Server, StartError> {
         crate::sys::raise_open_files_limit();
+        #[cfg(feature = "fault-hooks")]
+        if let Some(line) = &cfg.fault_panic_line {
+            warn!("test build: a client line panics its connection's thread (CHATP_FAULT_PANIC_ON_LINE)");
+            crate::fault::panic_on_line(line.clone());
+        }
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
         let db = DbManager::connect(&cfg.db, "chat_server")
             .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
@@ -165,6 +183,7 @@ impl Server {
             Ok(n) => info!("closed {n} sessions left open by an earlier {}", cfg.pod_id),
             Err(e) => return Err(StartError::Postgres { addr: pg_addr, source: e }),
         }
+        let (throttle_pool, throttle_keys) = (pool.clone(), keys.clone());
         let router = Arc::new(Router::new(Arc::clone(&presence), pool, keys.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let pubsub = Listener::start(connector, keys, Arc::clone(&router), Arc::clone(&presence), Arc::clone(&stop))
@@ -196,8 +215,14 @@ impl Server {
             auth_timeout: cfg.auth_timeout,
             client_timeout: cfg.client_timeout,
             login_attempts_per_connection: cfg.login_attempts_per_connection,
-            login_throttle: auth::LoginThrottle::default(),
+            throttle: auth::Throttle::new(Some((throttle_pool, throttle_keys))),
             limits: cfg.limits,
+            user_limits: Default::default(),
+            max_sessions_per_user: cfg.max_sessions_per_user,
+            live_connections: AtomicUsize::new(0),
+            max_connections: cfg.max_connections,
+            session_retention: cfg.session_retention,
+            purge_every: cfg.purge_every,
             connections: Default::default(),
             session_rows: Default::default(),
             draining: AtomicBool::new(false),
@@ -235,7 +260,7 @@ impl Server {
             if cfg.limits.is_some() { "on" } else { "off" },
             cfg.registration.as_str(),
         );
-        Ok(Server { ports, ctx, stop, pubsub, heartbeat, max_connections: cfg.max_connections, drain: cfg.drain })
+        Ok(Server { ports, ctx, stop, pubsub, heartbeat, drain: cfg.drain })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -246,7 +271,6 @@ impl Server {
     /// Serves until stopped, then disconnects everyone, leaves presence and
     /// joins every thread it started.
     pub fn run(self) {
-        let live = Arc::new(AtomicUsize::new(0));
         let threads: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let acceptors: Vec<JoinHandle<()>> = self
             .ports
@@ -255,9 +279,8 @@ impl Server {
                 let accept = Acceptor {
                     ctx: Arc::clone(&self.ctx),
                     stop: Arc::clone(&self.stop),
-                    live: Arc::clone(&live),
                     threads: Arc::clone(&threads),
-                    max_connections: self.max_connections,
+                    refusing: Arc::default(),
                 };
                 thread::Builder::new().name("accept".into()).spawn(move || accept.run(port)).expect("spawn acceptor")
             })
@@ -269,7 +292,7 @@ impl Server {
             let _ = a.join();
         }
         let threads = std::mem::take(&mut *threads.lock().unwrap_or_else(|e| e.into_inner()));
-        info!("draining {} connections (up to {:?})", live.load(Ordering::SeqCst), self.drain);
+        info!("draining {} connections (up to {:?})", self.ctx.live_connections.load(Ordering::SeqCst), self.drain);
         self.ctx.draining.store(true, Ordering::SeqCst);
         self.ctx.connections.drain();
         let wait_for_threads = |limit: Duration| {
@@ -315,9 +338,25 @@ impl Server {
 struct Acceptor {
     ctx: Arc<Context>,
     stop: Arc<AtomicBool>,
-    live: Arc<AtomicUsize>,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    max_connections: usize,
+    /// TLS clients being told that the server is full.
+    refusing: Arc<AtomicUsize>,
+}
+
+/// At most this many TLS clients at once are told the server is full (each
+/// costs a short thread for its handshake); more are just closed.
+const MAX_TLS_REFUSALS: usize = 16;
+
+/// How long a TLS client told the server is full gets for its handshake.
+const TLS_REFUSAL_HANDSHAKE: Duration = Duration::from_secs(2);
+
+/// A connection slot, given back when dropped (however its thread ends).
+struct Slot(Arc<Context>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.live_connections.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Acceptor {
@@ -339,34 +378,78 @@ impl Acceptor {
             if self.stop.load(Ordering::SeqCst) {
                 break;
             }
-            if self.live.load(Ordering::SeqCst) >= self.max_connections {
-                warn!("refused {peer}: {} connections already", self.max_connections);
-                if port.tls.is_none() {
-                    refuse_full(stream);
+            if self.ctx.live_connections.load(Ordering::SeqCst) >= self.ctx.max_connections {
+                warn!("refused {peer}: {} connections already", self.ctx.max_connections);
+                match &port.tls {
+                    None => refuse_full(&mut &stream),
+                    Some(tls) => self.refuse_full_tls(stream, Arc::clone(tls)),
                 }
                 continue;
             }
             let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-            if threads.len() > 64 && threads.len() > 2 * self.live.load(Ordering::SeqCst) {
+            if threads.len() > 64 && threads.len() > 2 * self.ctx.live_connections.load(Ordering::SeqCst) {
                 threads.retain(|h| !h.is_finished());
             }
-            self.live.fetch_add(1, Ordering::SeqCst);
-            let ctx = Arc::clone(&self.ctx);
-            let live_count = Arc::clone(&self.live);
+            self.ctx.live_connections.fetch_add(1, Ordering::SeqCst);
+            let slot = Slot(Arc::clone(&self.ctx));
             let tls = port.tls.clone();
             let spawned =
                 thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
-                    user_thread::run(&ctx, stream, peer, tls);
-                    live_count.fetch_sub(1, Ordering::SeqCst);
+                    let ctx = &slot.0;
+                    // A panic costs this connection only: what it held is
+                    // given back while it unwinds, the slot right after.
+                    let served = panic::catch_unwind(AssertUnwindSafe(|| user_thread::run(ctx, stream, peer, tls)));
+                    if let Err(cause) = served {
+                        crate::metrics::METRICS.thread_panics.inc();
+                        error!(
+                            "connection {peer}: its thread panicked ({}); its resources were released",
+                            panic_text(&*cause)
+                        );
+                    }
+                    drop(slot);
                 });
             match spawned {
                 Ok(h) => threads.push(h),
-                Err(e) => {
-                    self.live.fetch_sub(1, Ordering::SeqCst);
-                    error!("cannot start a thread for {peer}: {e}");
-                }
+                Err(e) => error!("cannot start a thread for {peer}: {e}"),
             }
         }
+    }
+
+    /// Tells a TLS client, inside TLS, that the server is full: a short
+    /// thread does the handshake (at most [`MAX_TLS_REFUSALS`] at once).
+    fn refuse_full_tls(&self, stream: TcpStream, config: Arc<rustls::ServerConfig>) {
+        if self.refusing.fetch_add(1, Ordering::SeqCst) >= MAX_TLS_REFUSALS {
+            self.refusing.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let refusing = Arc::clone(&self.refusing);
+        let spawned =
+            thread::Builder::new().name("refuse-full".into()).stack_size(USER_THREAD_STACK).spawn(move || {
+                let deadline = Instant::now() + TLS_REFUSAL_HANDSHAKE;
+                let session = rustls::ServerConnection::new(config).map_err(std::io::Error::other);
+                if let Ok(tls) = session.and_then(|s| crate::tls::TlsSession::handshake(&stream, s, deadline)) {
+                    let mut sealed = Vec::new();
+                    let line = format!("{}\n", protocol::error(text::SERVER_FULL));
+                    if tls.seal(line.as_bytes(), &mut sealed).is_ok() {
+                        tls.close_notify();
+                        let _ = tls.seal(&[], &mut sealed);
+                        refuse_write(&stream, &sealed);
+                    }
+                }
+                refusing.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            self.refusing.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
+    match (cause.downcast_ref::<&str>(), cause.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "no message".into(),
     }
 }
 
@@ -376,12 +459,22 @@ fn readiness(ctx: &Context) -> Result<(), String> {
     if ctx.is_draining() {
         return Err("draining".into());
     }
+    let live = ctx.live_connections.load(Ordering::SeqCst);
+    if live >= ctx.max_connections {
+        return Err(format!("full: {live} connections (MAX_CONNECTIONS)"));
+    }
     ctx.db.ping().map_err(|e| format!("PostgreSQL: {e}"))?;
     ctx.presence.ping().map_err(|e| format!("Redis: {e}"))?;
     Ok(())
 }
 
-fn refuse_full(mut stream: TcpStream) {
+fn refuse_full(stream: &mut &TcpStream) {
+    let line = format!("{}\n", protocol::error(text::SERVER_FULL));
+    refuse_write(stream, line.as_bytes());
+}
+
+/// Writes what a refused client is told, waiting at most a moment.
+fn refuse_write(mut stream: &TcpStream, bytes: &[u8]) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-    let _ = writeln!(stream, "{}", protocol::error(text::SERVER_FULL));
+    let _ = stream.write_all(bytes);
 }

@@ -1,6 +1,7 @@
 //! A logged-in client: who it is, its connection, and the pod's services.
 //! The screens take a `&mut Session`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use log::{debug, error};
@@ -9,7 +10,8 @@ use crate::connection::{Connection, Step};
 use crate::db_manager::{StoreError, StoreResult};
 use crate::metrics::METRICS;
 use crate::protocol::{self, text};
-use crate::rate_limit::TokenBucket;
+
+use super::user_limits::Buckets;
 
 use super::Context;
 
@@ -26,8 +28,11 @@ pub struct Session<'a> {
     pub user: User,
     /// The protocol-2 resume token of this session.
     pub resume_token: Option<String>,
-    /// Per kind of message, when limits are on.
-    limits: Option<[TokenBucket; 3]>,
+    /// Per kind of message, when limits are on: the user's, shared by
+    /// all their sessions on this pod.
+    limits: Option<Arc<Buckets>>,
+    /// Wrong current passwords given at `PASSWORD` in this session.
+    pub wrong_passwords: u32,
 }
 
 /// What a line would store and send to others.
@@ -51,11 +56,8 @@ impl Outgoing {
 
 impl<'a> Session<'a> {
     pub fn new(ctx: &'a Context, conn: Connection, user: User, resume_token: Option<String>) -> Self {
-        let now = Instant::now();
-        let limits = ctx.limits.map(|l| {
-            [TokenBucket::new(l.message, now), TokenBucket::new(l.group, now), TokenBucket::new(l.broadcast, now)]
-        });
-        Session { ctx, conn, user, resume_token, limits }
+        let limits = ctx.limits.map(|l| ctx.user_limits.buckets(user.id, &l));
+        Session { ctx, conn, user, resume_token, limits, wrong_passwords: 0 }
     }
 
     /// Whether a message may be stored and sent: no control characters,
@@ -65,8 +67,9 @@ impl<'a> Session<'a> {
             self.conn.send(protocol::error(text::CONTROL_CHARS))?;
             return Ok(false);
         }
-        if let Some(buckets) = &mut self.limits {
-            if !buckets[kind as usize].try_take(Instant::now()) {
+        if let Some(buckets) = &self.limits {
+            let admitted = buckets.lock().unwrap_or_else(|e| e.into_inner())[kind as usize].try_take(Instant::now());
+            if !admitted {
                 debug!("{}: {kind:?} message over the rate limit, refused", self.user.name);
                 METRICS.rate_limited.with_label_values(&[kind.label()]).inc();
                 self.conn.send(protocol::error(text::RATE_LIMITED))?;

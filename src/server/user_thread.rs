@@ -16,6 +16,7 @@ use crate::protocol::{self, text, LastSeen, MenuChoice};
 use super::auth::LoggedIn;
 use super::session::{Session, User};
 use super::{auth, broadcast, groups, password, private_messages, Context};
+use crate::session_end::EndReason;
 
 /// The TLS handshake, within the handshake time (the connection already
 /// counts against the server's limits, and a drain closes it). Never
@@ -59,22 +60,21 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<r
         peer.to_string(),
     );
     let registered = ctx.connections.add(&outbox);
-    let connections = &METRICS.connections;
-    connections.with_label_values(&["authenticating"]).inc();
+    // From here on, whatever ends this thread (a return, a panic) gives
+    // back what the connection holds when `held` is dropped.
+    let mut held = Held::new(ctx, Arc::clone(&outbox));
     debug!("connect {peer}");
     if let Some(config) = tls {
         if let Err(e) = tls_handshake(ctx, &stream, &outbox, config) {
             debug!("disconnect {peer}: TLS handshake failed: {e}");
-            outbox.close("TLS handshake failed");
-            connections.with_label_values(&["authenticating"]).dec();
             return;
         }
     }
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
 
     conn.set_deadline(Some(Instant::now() + ctx.auth_timeout));
-    let login = auth::authenticate(ctx, &mut conn, peer);
-    let LoggedIn { user, session_id, resumed_after } = match login {
+    let login = auth::authenticate(ctx, &mut conn, peer, &mut held.session_id);
+    let LoggedIn { user, resumed_after, epoch, .. } = match login {
         Ok(l) => l,
         Err(why) => {
             if matches!(why, Ended::TimedOut) {
@@ -83,52 +83,141 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<r
             } else {
                 debug!("disconnect {peer} before login: {why}");
             }
-            outbox.drain(LOGOUT_DRAIN);
-            outbox.close("session over");
-            connections.with_label_values(&["authenticating"]).dec();
+            held.drain_first = true;
             return;
         }
     };
-    connections.with_label_values(&["authenticating"]).dec();
-    connections.with_label_values(&["logged_in"]).inc();
+    held.logged_in();
     conn.set_deadline(None);
-    ctx.session_rows.opened(session_id);
-    outbox.set_session_id(session_id);
     conn.set_pace(ctx.limits.map(|l| l.line));
     outbox.set_label(format!("{}@{peer}", user.name));
     registered.logged_in();
-    let token = outbox.speaks_sessions().then(|| issue_token(ctx, &conn, &user, resumed_after)).flatten();
+    held.token = outbox.speaks_sessions().then(|| issue_token(ctx, &conn, &user, resumed_after)).flatten();
     ctx.router.register(&user.name, &outbox);
+    held.routed = Some(user.name.clone());
+    // An account change (password, disable, delete) that committed while
+    // this login or resume was in flight: its sessions ended before this
+    // one was registered, so this one ends now (the token goes with it).
+    if let Some(reason) = ended_while_logging_in(ctx, &user, epoch) {
+        info!("disconnect {}@{peer}: {reason:?} while logging in", user.name);
+        let line = if outbox.speaks_sessions() {
+            protocol::session_end(reason.text())
+        } else {
+            protocol::error(reason.text())
+        };
+        let _ = conn.send(line);
+        held.logout = true;
+        held.drain_first = true;
+        return;
+    }
     match resumed_after {
         Some(after) => replay(ctx, &conn, &user, after),
-        None if token.is_some() => unread_summary(ctx, &conn, &user),
+        None if held.token.is_some() => unread_summary(ctx, &conn, &user),
         None => {}
     }
-    let mut session = Session::new(ctx, conn, user, token);
+    let mut session = Session::new(ctx, conn, user, held.token.clone());
     let why = main_menu(&mut session);
-    let (user, token) = (session.user, session.resume_token);
-
-    ctx.router.unregister(&user.name, &outbox);
-    if let Err(e) = ctx.session_rows.close(&ctx.db, session_id) {
-        warn!("session {session_id} of {} stays open in the database: {e}", user.name);
-    }
-    if let Some(token) = token {
-        let r = match why {
-            Ended::Logout => ctx.db.revoke_resume_token(&token),
-            _ => ctx.db.release_resume_token(&token, ctx.resume_ttl.as_secs() as i64),
-        };
-        if let Err(e) = r {
-            warn!("resume token of {}: {e}", user.name);
-        }
-    }
+    held.logout = matches!(why, Ended::Logout);
     // At logout, and when the pod drains, what is queued (acknowledgements
     // of stored messages above all) still goes out.
-    if matches!(why, Ended::Logout) || ctx.is_draining() {
-        outbox.drain(LOGOUT_DRAIN);
+    held.drain_first = held.logout || ctx.is_draining();
+    info!("disconnect {}@{peer}: {why}", session.user.name);
+}
+
+/// Whether `user`'s sessions were ended after their credentials were
+/// checked (the account's session epoch moved, it was disabled or deleted).
+/// Read under a share lock on the user's row, so a change that is being
+/// committed is waited for: either it committed before this check (seen
+/// here) or this session was registered before it committed (the change
+/// ends it). When PostgreSQL cannot tell, the login does not stand.
+fn ended_while_logging_in(ctx: &Context, user: &User, epoch: i64) -> Option<EndReason> {
+    match ctx.db.session_epoch(user.id) {
+        Ok(Some((now, false))) if now == epoch => None,
+        Ok(Some((_, true))) => Some(EndReason::Disabled),
+        Ok(Some(_)) => Some(EndReason::PasswordChanged),
+        Ok(None) => Some(EndReason::Deleted),
+        Err(e) => {
+            warn!("{}: cannot confirm the login ({e}); ending it", user.name);
+            Some(EndReason::Unconfirmed)
+        }
     }
-    outbox.close("session over");
-    connections.with_label_values(&["logged_in"]).dec();
-    info!("disconnect {}@{peer}: {why}", user.name);
+}
+
+/// What one connection holds on this pod and elsewhere, given back when
+/// dropped: at the end of its thread, and also when the thread panics
+/// (the acceptor catches the panic; this runs while it unwinds). Its drop
+/// never panics: every step only logs a failure.
+struct Held<'a> {
+    ctx: &'a Context,
+    outbox: Arc<Outbox>,
+    /// The `chatp_connections` state this connection counts in.
+    state: &'static str,
+    /// Its `sessions` row, once opened.
+    session_id: Option<i32>,
+    /// Its protocol-2 resume token.
+    token: Option<String>,
+    /// The name it is registered under in the router (and presence).
+    routed: Option<String>,
+    /// The user logged out (`bye`): the token is revoked, not released.
+    logout: bool,
+    /// Queued lines go out before the socket closes.
+    drain_first: bool,
+}
+
+impl<'a> Held<'a> {
+    fn new(ctx: &'a Context, outbox: Arc<Outbox>) -> Self {
+        METRICS.connections.with_label_values(&["authenticating"]).inc();
+        Held {
+            ctx,
+            outbox,
+            state: "authenticating",
+            session_id: None,
+            token: None,
+            routed: None,
+            logout: false,
+            drain_first: false,
+        }
+    }
+
+    fn logged_in(&mut self) {
+        METRICS.connections.with_label_values(&[self.state]).dec();
+        self.state = "logged_in";
+        METRICS.connections.with_label_values(&[self.state]).inc();
+        if let Some(id) = self.session_id {
+            self.ctx.session_rows.opened(id);
+            self.outbox.set_session_id(id);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let ctx = self.ctx;
+        let who = self.routed.clone().unwrap_or_else(|| self.outbox.label());
+        if let Some(name) = &self.routed {
+            ctx.router.unregister(name, &self.outbox);
+        }
+        if let Some(id) = self.session_id {
+            if let Err(e) = ctx.session_rows.close(&ctx.db, id) {
+                warn!("session {id} of {who} stays open in the database: {e}");
+            }
+        }
+        if let Some(token) = &self.token {
+            let r = if self.logout {
+                ctx.db.revoke_resume_token(token)
+            } else {
+                ctx.db.release_resume_token(token, ctx.resume_ttl.as_secs() as i64)
+            };
+            if let Err(e) = r {
+                warn!("resume token of {who}: {e}");
+            }
+        }
+        if self.drain_first && !std::thread::panicking() {
+            self.outbox.drain(LOGOUT_DRAIN);
+        }
+        self.outbox.close("session over");
+        METRICS.connections.with_label_values(&[self.state]).dec();
+    }
 }
 
 /// Protocol 2: a fresh resume token after `AUTH_SUCCESS` (`SESSION:`).

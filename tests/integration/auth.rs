@@ -36,20 +36,25 @@ fn failures_say_nothing_about_which_part_was_wrong_and_allow_retry() {
     assert_eq!(c.login_attempt(&unique("nobody"), "right"), invalid);
     c.send("HELLO");
     c.expect(&protocol::auth_failed(text::INVALID_CHOICE));
-    assert_eq!(c.signup_attempt(&name, "x"), protocol::auth_failed(text::USERNAME_TAKEN));
     c.login(&name, "right");
+    // A refused sign-up counts as a failed login does: two failures and
+    // a taken name close the connection.
+    let mut c = server.connect();
+    assert_eq!(c.login_attempt(&name, "wrong"), invalid);
+    assert_eq!(c.login_attempt(&name, "wrong"), invalid);
+    assert_eq!(c.signup_attempt(&name, "x"), protocol::auth_failed(text::TOO_MANY_FAILURES));
+    c.expect_closed();
 }
 
 #[test]
 fn signup_refuses_bad_names_and_empty_passwords() {
     let w = World::new("auth");
     let server = w.start_server();
-    let mut c = server.connect();
     for bad in ["a:b", "a|b", "back", &"x".repeat(51)] {
         let reason = protocol::validate_username(bad).unwrap_err();
-        assert_eq!(c.signup_attempt(bad, "pw"), protocol::auth_failed(&reason));
+        assert_eq!(server.connect().signup_attempt(bad, "pw"), protocol::auth_failed(&reason));
     }
-    assert_eq!(c.signup_attempt(&unique("carl"), ""), protocol::auth_failed(text::PASSWORD_EMPTY));
+    assert_eq!(server.connect().signup_attempt(&unique("carl"), ""), protocol::auth_failed(text::PASSWORD_EMPTY));
     let count: i64 = w.db().query_one("SELECT COUNT(*) FROM users", &[]).unwrap().get(0);
     assert_eq!(count, 0);
 }
