@@ -463,9 +463,9 @@ pub fn parse_auth_choice(line: &str) -> AuthChoice {
                 _ => AuthChoice::Invalid,
             }
         }
-        Some(INVITE) => match line[INVITE.len() + 1..].trim() {
-            "" => AuthChoice::Invalid,
-            code => AuthChoice::Invite(code.to_string()),
+        Some(INVITE) => match line.split_once(':').map(|(_, code)| code.trim()) {
+            None | Some("") => AuthChoice::Invalid,
+            Some(code) => AuthChoice::Invite(code.to_string()),
         },
         _ => AuthChoice::Invalid,
     }
@@ -913,6 +913,14 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 90, "only {checked} constants found: the parser lost track of protocol.rs");
+    }
+
+    #[test]
+    fn invite_without_a_code_is_invalid_not_a_panic() {
+        for line in ["INVITE", "INVITE ", " INVITE", "INVITE:", "INVITE: "] {
+            assert_eq!(parse_auth_choice(line.trim()), AuthChoice::Invalid, "{line:?}");
+        }
+        assert_eq!(parse_auth_choice("INVITE: ab-cd "), AuthChoice::Invite("ab-cd".into()));
     }
 
     #[test]

@@ -350,12 +350,31 @@ const MAX_TLS_REFUSALS: usize = 16;
 /// How long a TLS client told the server is full gets for its handshake.
 const TLS_REFUSAL_HANDSHAKE: Duration = Duration::from_secs(2);
 
-/// A connection slot, given back when dropped (however its thread ends).
-struct Slot(Arc<Context>);
+/// A connection slot: given back by the connection before its socket
+/// closes (a client that reconnects at once finds it free), or at the
+/// latest when dropped, however its thread ends.
+pub(crate) struct Slot {
+    ctx: Arc<Context>,
+    released: AtomicBool,
+}
+
+impl Slot {
+    fn take(ctx: &Arc<Context>) -> Slot {
+        ctx.live_connections.fetch_add(1, Ordering::SeqCst);
+        Slot { ctx: Arc::clone(ctx), released: AtomicBool::new(false) }
+    }
+
+    /// Gives the slot back (once).
+    pub(crate) fn release(&self) {
+        if !self.released.swap(true, Ordering::SeqCst) {
+            self.ctx.live_connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.live_connections.fetch_sub(1, Ordering::SeqCst);
+        self.release();
     }
 }
 
@@ -390,15 +409,15 @@ impl Acceptor {
             if threads.len() > 64 && threads.len() > 2 * self.ctx.live_connections.load(Ordering::SeqCst) {
                 threads.retain(|h| !h.is_finished());
             }
-            self.ctx.live_connections.fetch_add(1, Ordering::SeqCst);
-            let slot = Slot(Arc::clone(&self.ctx));
+            let slot = Slot::take(&self.ctx);
             let tls = port.tls.clone();
             let spawned =
                 thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
-                    let ctx = &slot.0;
+                    let ctx = &slot.ctx;
                     // A panic costs this connection only: what it held is
-                    // given back while it unwinds, the slot right after.
-                    let served = panic::catch_unwind(AssertUnwindSafe(|| user_thread::run(ctx, stream, peer, tls)));
+                    // given back while it unwinds.
+                    let served =
+                        panic::catch_unwind(AssertUnwindSafe(|| user_thread::run(ctx, &slot, stream, peer, tls)));
                     if let Err(cause) = served {
                         crate::metrics::METRICS.thread_panics.inc();
                         error!(

@@ -15,7 +15,7 @@ use crate::protocol::{self, text, LastSeen, MenuChoice};
 
 use super::auth::LoggedIn;
 use super::session::{Session, User};
-use super::{auth, broadcast, groups, password, private_messages, Context};
+use super::{auth, broadcast, groups, password, private_messages, Context, Slot};
 use crate::session_end::EndReason;
 
 /// The TLS handshake, within the handshake time (the connection already
@@ -49,7 +49,7 @@ fn tls_handshake(
 /// closed anyway.
 const LOGOUT_DRAIN: Duration = Duration::from_secs(2);
 
-pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) {
+pub fn run(ctx: &Context, slot: &Slot, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) {
     let _ = stream.set_nodelay(true);
     set_dead_client_timeout(&stream, ctx.client_timeout);
     let stream = Arc::new(stream);
@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<r
     let registered = ctx.connections.add(&outbox);
     // From here on, whatever ends this thread (a return, a panic) gives
     // back what the connection holds when `held` is dropped.
-    let mut held = Held::new(ctx, Arc::clone(&outbox));
+    let mut held = Held::new(ctx, slot, Arc::clone(&outbox));
     debug!("connect {peer}");
     if let Some(config) = tls {
         if let Err(e) = tls_handshake(ctx, &stream, &outbox, config) {
@@ -149,6 +149,7 @@ fn ended_while_logging_in(ctx: &Context, user: &User, epoch: i64) -> Option<EndR
 /// never panics: every step only logs a failure.
 struct Held<'a> {
     ctx: &'a Context,
+    slot: &'a Slot,
     outbox: Arc<Outbox>,
     /// The `chatp_connections` state this connection counts in.
     state: &'static str,
@@ -165,10 +166,11 @@ struct Held<'a> {
 }
 
 impl<'a> Held<'a> {
-    fn new(ctx: &'a Context, outbox: Arc<Outbox>) -> Self {
+    fn new(ctx: &'a Context, slot: &'a Slot, outbox: Arc<Outbox>) -> Self {
         METRICS.connections.with_label_values(&["authenticating"]).inc();
         Held {
             ctx,
+            slot,
             outbox,
             state: "authenticating",
             session_id: None,
@@ -215,6 +217,7 @@ impl Drop for Held<'_> {
         if self.drain_first && !std::thread::panicking() {
             self.outbox.drain(LOGOUT_DRAIN);
         }
+        self.slot.release();
         self.outbox.close("session over");
         METRICS.connections.with_label_values(&[self.state]).dec();
     }

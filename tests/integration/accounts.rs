@@ -35,7 +35,7 @@ fn admin(w: &World, args: &[&str], stdin: Option<&str>) -> (i32, Vec<Value>, Str
     (out.status.code().unwrap_or(-1), lines, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn admin_ok(w: &World, args: &[&str], stdin: Option<&str>) -> Vec<Value> {
+pub(crate) fn admin_ok(w: &World, args: &[&str], stdin: Option<&str>) -> Vec<Value> {
     let (code, lines, err) = admin(w, args, stdin);
     assert_eq!(code, 0, "chat_admin {args:?}: {err}");
     lines
@@ -59,7 +59,7 @@ fn login_v2(c: &mut Client, user: &str, password: &str) -> String {
 }
 
 /// The connection gets `line` and then closes, within a couple of seconds.
-fn ended_with(c: &mut Client, line: &str) {
+pub(crate) fn ended_with(c: &mut Client, line: &str) {
     c.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert_eq!(c.next_line().as_deref(), Some(line));
     c.expect_closed();

@@ -15,6 +15,7 @@ mod bench;
 mod broadcast;
 pub mod client;
 mod dashboard;
+mod defence;
 mod faults;
 mod framing;
 mod groups;

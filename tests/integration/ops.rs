@@ -47,7 +47,7 @@ pub fn sample(port: u16, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
-fn wait_status(port: u16, path: &str, want: u16, limit: Duration) -> String {
+pub(crate) fn wait_status(port: u16, path: &str, want: u16, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
         let (status, body) = get(port, path);
