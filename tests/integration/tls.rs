@@ -29,6 +29,13 @@ struct TlsLines {
 
 impl TlsLines {
     fn connect(port: u16, ca: &Path) -> Result<TlsLines, String> {
+        let c = Self::open(port, ca)?;
+        c.expect(protocol::AUTH_REQUEST);
+        Ok(c)
+    }
+
+    /// A TLS connection, nothing read yet.
+    fn open(port: u16, ca: &Path) -> Result<TlsLines, String> {
         let target = Target::with_tls("127.0.0.1", port, Trust::CaFile(ca.to_path_buf()))?;
         let link = target.connect()?;
         let (tx, lines) = crossbeam_channel::unbounded();
@@ -45,9 +52,7 @@ impl TlsLines {
                 }
             }
         });
-        let c = TlsLines { link, lines };
-        c.expect(protocol::AUTH_REQUEST);
-        Ok(c)
+        Ok(TlsLines { link, lines })
     }
 
     fn send(&self, line: &str) {
@@ -231,4 +236,32 @@ fn with_plaintext_off_only_tls_is_served_and_stalled_handshakes_cost_nothing() {
     let ops = ops_port(&server);
     assert!(sample(ops, "chatp_tls_handshakes_total", &[("result", "timeout")]) >= 10.0);
     assert_eq!(sample(ops, "chatp_connections", &[("state", "authenticating")]), 0.0);
+}
+
+#[test]
+fn a_tls_client_at_a_full_server_is_told_inside_tls() {
+    let w = World::new("tls_full");
+    let (pem, ca) = (PemDir::new(), Ca::new("chatp-test-ca"));
+    let ca_file = pem.write("ca.pem", &ca.pem());
+    let server = tls_server(&w, &pem, &ca, &[("MAX_CONNECTIONS", "1")]);
+    let port = server.tls_port.expect("a TLS port");
+    let first = TlsLines::connect(port, &ca_file).expect("the first client gets in");
+    for _ in 0..3 {
+        let refused = TlsLines::open(port, &ca_file).expect("the handshake completes");
+        assert_eq!(refused.line().as_deref(), Some(protocol::error(protocol::text::SERVER_FULL).as_str()));
+        assert_eq!(refused.line(), None, "then the server closes");
+    }
+    // The first client is still served; once it leaves, the slot is free.
+    first.signup(&unique("tia"), "pw");
+    first.send(input::BYE);
+    assert_eq!(first.line(), None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let c = TlsLines::open(port, &ca_file).expect("handshake");
+        if c.line().as_deref() == Some(protocol::AUTH_REQUEST) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot was not given back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
