@@ -179,3 +179,50 @@ fn typing_survives_notifications_arrows_edit_and_long_pastes_are_refused() {
     let raw = pty.screen.lock().unwrap().clone();
     assert!(!raw.contains("^[[D"), "escape codes shown as text:\n{}", raw.escape_debug());
 }
+
+#[test]
+fn a_line_and_its_enter_in_one_read_are_sent_whole() {
+    let w = World::new("terminal_ime");
+    let server = w.start_server();
+    let (a, b) = (unique("a"), unique("b"));
+    let mut cb = server.connect();
+    cb.signup(&b, "pw");
+    let mut pty =
+        Pty::spawn(Command::new(env!("CARGO_BIN_EXE_chat_client")).args(["127.0.0.1", &server.port.to_string()]));
+    // Every answer in one write, as a paste or a slow SSH link delivers it.
+    let at = pty.wait_for("Choose 1 or 2:", 0);
+    pty.paste("2\r");
+    let at = pty.wait_for("Username:", at);
+    pty.paste(&format!("{a}\r"));
+    let at = pty.wait_for("Password:", at);
+    pty.paste("pw\r");
+    let at = pty.wait_for("Confirm password:", at);
+    pty.paste("pw\r");
+    let at = pty.wait_for("Choose 1-5", at);
+    pty.paste("1\r");
+    let at = pty.wait_for("Type a username", at);
+    pty.paste(&format!("{b}\r"));
+    let at = pty.wait_for("Type a message", at);
+    // What an input method commits, with its Enter.
+    pty.paste("これはテストです ime\r");
+    cb.expect(&protocol::message(&a, "これはテストです ime"));
+    let at = pty.wait_for("これはテストです ime", at);
+    // A notification while nothing is typed, then another whole line.
+    cb.open_conversation(&a);
+    cb.send("got it");
+    cb.expect(&protocol::sent(true));
+    let at = pty.wait_for("got it", at);
+    pty.paste("ünïcödé and more\r");
+    cb.expect(&protocol::message(&a, "ünïcödé and more"));
+    pty.paste("back\r");
+    let at = pty.wait_for("Contacts", at);
+    pty.paste("back\r");
+    pty.wait_for("Choose 1-5", at);
+    // bye with its Enter logs out at once.
+    pty.paste("bye\r");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pty.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "bye and Enter in one write did not log out:\n{}", pty.screen());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
