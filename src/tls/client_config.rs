@@ -167,6 +167,11 @@ pub fn explain(e: &io::Error, host: &str, trust: &Trust) -> String {
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
                 format!("the server's certificate has expired: {cert}")
             }
+            CertificateError::Other(other) if is_ca_used_as_server_cert(other) => format!(
+                "the server presents a CA certificate (or a lone self-signed one) as its own: that cannot be checked \
+                 by --ca. Make a CA, then a server certificate signed by it for {host:?} (subjectAltName), serve \
+                 that one and give the CA to --ca (README, \"TLS\")"
+            ),
             other => format!("the server's certificate was refused: {other}"),
         },
         Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::InappropriateMessage { .. }) => {
@@ -178,6 +183,12 @@ pub fn explain(e: &io::Error, host: &str, trust: &Trust) -> String {
         }
         None => format!("TLS handshake failed: {e}"),
     }
+}
+
+/// A certificate with the CA flag (`basicConstraints CA:TRUE`, as
+/// `openssl req -x509` makes by default) served as the server's own.
+fn is_ca_used_as_server_cert(other: &rustls::OtherError) -> bool {
+    matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity))
 }
 
 /// The trust a CA file option gives (`None`: the system's roots).

@@ -265,3 +265,27 @@ fn a_tls_client_at_a_full_server_is_told_inside_tls() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn a_lone_self_signed_certificate_is_explained_in_words() {
+    let w = World::new("tls_selfsigned");
+    let pem = PemDir::new();
+    // What a newcomer makes first: one self-signed certificate (OpenSSL
+    // marks it as a CA), given to the server and to --ca alike.
+    let (cert, key) = (pem.dir.join("cert.pem"), pem.dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .args([path_str(&key), "-out", path_str(&cert)])
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let server =
+        w.start_server_with(&[("TLS_CERT_FILE", path_str(&cert)), ("TLS_KEY_FILE", path_str(&key)), ("TLS_PORT", "0")]);
+    let port = server.tls_port.unwrap().to_string();
+    let (code, err) = refused_client(&["127.0.0.1", &port, "--ca", path_str(&cert)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("presents a CA certificate (or a lone self-signed one) as its own"), "{err}");
+    assert!(err.contains("README, \"TLS\""), "{err}");
+    assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
+}
