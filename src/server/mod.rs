@@ -164,12 +164,31 @@ impl Server {
             warn!("test build: a client line panics its connection's thread (CHATP_FAULT_PANIC_ON_LINE)");
             crate::fault::panic_on_line(line.clone());
         }
-        let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
-        let db = DbManager::connect(&cfg.db, "chat_server")
-            .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+        // Every file and port first: a bad certificate pair, an unreadable
+        // CA file or a port in use stops the start before PostgreSQL (the
+        // schema) or Redis (presence) is touched.
+        let bind = |port: u16| {
+            let addr = format!("{}:{port}", cfg.bind_addr);
+            TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })
+        };
+        let mut ports = Vec::new();
+        let mut cert = None;
+        if let Some(tls) = &cfg.tls {
+            let files = crate::tls::CertFiles { cert: tls.cert_file.clone(), key: tls.key_file.clone() };
+            let loaded = crate::tls::ReloadingCert::load(files).map_err(StartError::Tls)?;
+            ports.push(Port { listener: bind(tls.port)?, tls: Some(loaded.server_config()) });
+            cert = Some((loaded, tls.reload_every));
+        }
+        if cfg.plaintext {
+            ports.push(Port { listener: bind(cfg.port)?, tls: None });
+        }
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
         let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
+
+        let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
+        let db = DbManager::connect(&cfg.db, "chat_server")
+            .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         let pool = redis_store::connect_pool(connector.clone(), REDIS_POOL_SIZE).map_err(redis_err)?;
         let keys = Keys::new(&cfg.redis.key_prefix);
         let presence = Arc::new(Presence::new(pool.clone(), keys.clone(), cfg.pod_id.clone(), cfg.presence_ttl));
@@ -188,19 +207,8 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let pubsub = Listener::start(connector, keys, Arc::clone(&router), Arc::clone(&presence), Arc::clone(&stop))
             .map_err(redis_err)?;
-        let bind = |port: u16| {
-            let addr = format!("{}:{port}", cfg.bind_addr);
-            TcpListener::bind(&addr).map_err(|source| StartError::Bind { addr, source })
-        };
-        let mut ports = Vec::new();
-        if let Some(tls) = &cfg.tls {
-            let files = crate::tls::CertFiles { cert: tls.cert_file.clone(), key: tls.key_file.clone() };
-            let cert = crate::tls::ReloadingCert::load(files).map_err(StartError::Tls)?;
-            cert.watch(tls.reload_every);
-            ports.push(Port { listener: bind(tls.port)?, tls: Some(cert.server_config()) });
-        }
-        if cfg.plaintext {
-            ports.push(Port { listener: bind(cfg.port)?, tls: None });
+        if let Some((cert, every)) = cert {
+            cert.watch(every);
         }
         let ctx = Arc::new(Context {
             db,

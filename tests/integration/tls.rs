@@ -289,3 +289,28 @@ fn a_lone_self_signed_certificate_is_explained_in_words() {
     assert!(err.contains("README, \"TLS\""), "{err}");
     assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
 }
+
+#[test]
+fn a_bad_certificate_pair_stops_the_start_before_postgresql_or_redis_are_touched() {
+    let w = World::new("tls_bad_start");
+    let (pem, ca) = (PemDir::new(), Ca::new("chatp-test-ca"));
+    let (cert, key) = ca.issue(&["127.0.0.1"]);
+    let cert = pem.write("tls.crt", &cert[..cert.len() / 2]);
+    let key = pem.write("tls.key", &key);
+    let out = w
+        .server_command()
+        .env("TLS_CERT_FILE", &cert)
+        .env("TLS_KEY_FILE", &key)
+        .env("TLS_PORT", "0")
+        .env("HOSTNAME", "pod-with-a-bad-pair")
+        .output()
+        .expect("run chat_server");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cannot serve TLS") && err.contains("cut short"), "{err}");
+    // Neither the schema nor presence was touched.
+    let users: Option<String> = w.db().query_one("SELECT to_regclass('users')::text", &[]).unwrap().get(0);
+    assert_eq!(users, None, "the schema was applied before the pair was checked");
+    let pods: Vec<String> = redis::cmd("SMEMBERS").arg(w.keys().pods()).query(&mut w.redis()).unwrap();
+    assert!(pods.is_empty(), "joined presence: {pods:?}");
+}
