@@ -66,7 +66,7 @@ fn render(registry: &Registry) -> String {
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    Metrics {
+    let metrics = Metrics {
         connections: registered(
             &registry,
             IntGaugeVec::new(Opts::new("chatp_connections", "Open client connections by state"), &["state"]),
@@ -137,8 +137,41 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             ),
         ),
         registry,
-    }
+    };
+    export_known_labels(&metrics);
+    metrics
 });
+
+/// The kinds of message the `kind` label takes (`MessageKind::as_str`,
+/// `Outgoing::label`).
+pub const MESSAGE_KINDS: [&str; 3] = ["private", "group", "broadcast"];
+
+/// Every label value each family of chat_server takes, so that each series
+/// exists at 0 from the start (`rate()` and alerts work before the first
+/// event).
+fn export_known_labels(m: &Metrics) {
+    for state in ["authenticating", "logged_in"] {
+        m.connections.with_label_values(&[state]);
+    }
+    for result in ["ok", "failed", "resumed", "signup", "refused"] {
+        m.logins.with_label_values(&[result]);
+    }
+    for kind in MESSAGE_KINDS {
+        m.stored.with_label_values(&[kind]);
+        m.store_seconds.with_label_values(&[kind]);
+        m.delivered.with_label_values(&[kind]);
+        m.rate_limited.with_label_values(&[kind]);
+    }
+    for service in ["postgresql", "redis"] {
+        m.storage_errors.with_label_values(&[service]);
+    }
+    for result in ["ok", "failed", "timeout"] {
+        m.tls_handshakes.with_label_values(&[result]);
+    }
+    for result in ["ok", "failed"] {
+        m.tls_reloads.with_label_values(&[result]);
+    }
+}
 
 impl Metrics {
     /// The Prometheus text format of everything.
@@ -162,7 +195,7 @@ pub struct AutoscalerMetrics {
 
 pub static AUTOSCALER_METRICS: LazyLock<AutoscalerMetrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    AutoscalerMetrics {
+    let metrics = AutoscalerMetrics {
         users: registered(&registry, IntGauge::new("chatp_autoscaler_users", "Users online at the last count")),
         replicas: registered(
             &registry,
@@ -174,8 +207,19 @@ pub static AUTOSCALER_METRICS: LazyLock<AutoscalerMetrics> = LazyLock::new(|| {
         decisions: labelled_counter(&registry, "chatp_autoscaler_decisions_total", "Decisions by action", "action"),
         errors: labelled_counter(&registry, "chatp_autoscaler_errors_total", "Failed ticks by source", "source"),
         registry,
+    };
+    // Counters exist at 0 from the start, as chat_server's.
+    for action in AUTOSCALER_ACTIONS {
+        metrics.decisions.with_label_values(&[action]);
     }
+    for source in ["redis", "kubernetes"] {
+        metrics.errors.with_label_values(&[source]);
+    }
+    metrics
 });
+
+/// The actions `chatp_autoscaler_decisions_total` counts (`Action::label`).
+pub const AUTOSCALER_ACTIONS: [&str; 5] = ["up", "down", "pending-down", "none", "paused"];
 
 impl AutoscalerMetrics {
     pub fn render(&self) -> String {

@@ -174,6 +174,14 @@ mod tests {
     }
 
     #[test]
+    fn every_action_is_exported_from_the_start() {
+        let all = [Action::Up, Action::Down, Action::PendingDown { left: secs(1) }, Action::None, Action::Paused];
+        for a in all {
+            assert!(crate::metrics::AUTOSCALER_ACTIONS.contains(&a.label()), "{}", a.label());
+        }
+    }
+
+    #[test]
     fn desired_is_ceil_of_users_per_pod_within_bounds() {
         let p = Policy::default();
         let table = [(0, 1), (1, 1), (3, 1), (4, 2), (6, 2), (7, 3), (28, 10), (30, 10), (31, 10), (10_000, 10)];

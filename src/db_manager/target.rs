@@ -54,8 +54,12 @@ impl PgTarget {
             // waits are cut short by the server, a silent socket by the
             // kernel (keepalive, and TCP_USER_TIMEOUT for unacknowledged
             // data).
+            // Every `timestamp` column (without time zone, as the original
+            // schema has them) is written and read in UTC, whatever the
+            // server's or the database's TimeZone.
             .options(&format!(
-                "-c statement_timeout={}s -c lock_timeout={}s -c idle_in_transaction_session_timeout=60s",
+                "-c statement_timeout={}s -c lock_timeout={}s -c idle_in_transaction_session_timeout=60s \
+                 -c TimeZone=UTC",
                 STATEMENT_TIMEOUT.as_secs(),
                 LOCK_TIMEOUT.as_secs()
             ))

@@ -129,3 +129,18 @@ impl<'a> Session<'a> {
         self.conn.send(ready)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_exported_from_the_start() {
+        for k in [Outgoing::Private, Outgoing::Group, Outgoing::Broadcast] {
+            assert!(crate::metrics::MESSAGE_KINDS.contains(&k.label()), "{}", k.label());
+        }
+        for k in [protocol::MessageKind::Private, protocol::MessageKind::Group, protocol::MessageKind::Broadcast] {
+            assert!(crate::metrics::MESSAGE_KINDS.contains(&k.as_str()), "{}", k.as_str());
+        }
+    }
+}

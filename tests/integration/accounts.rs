@@ -288,3 +288,27 @@ fn chat_client_changes_the_password_and_the_other_client_is_told() {
     assert!(!second.seen.iter().any(|l| l.contains("reconnecting")), "{:?}", second.seen);
     server.connect().login(&name, "new-pw");
 }
+
+#[test]
+fn times_are_utc_whatever_postgresqls_time_zone() {
+    let w = World::new("admin_utc");
+    // A PostgreSQL configured for India (+05:30), as an operator's may be.
+    let mut db = w.db();
+    let name: String = db.query_one("SELECT current_database()", &[]).unwrap().get(0);
+    db.batch_execute(&format!("ALTER DATABASE \"{name}\" SET timezone = 'Asia/Kolkata'")).unwrap();
+    let server = w.start_server();
+    let ann = unique("ann");
+    server.connect().signup(&ann, "pw");
+    server.connect().login(&ann, "pw");
+    let listed = admin_ok(&w, &["list"], None);
+    let row = listed.iter().find(|r| r["user"] == ann.as_str()).unwrap();
+    for field in ["created_at", "last_login"] {
+        let stamp = row[field].as_str().unwrap_or_else(|| panic!("{field} missing: {row}"));
+        let off: f64 = w
+            .db()
+            .query_one("SELECT extract(epoch FROM $1::text::timestamp - (now() AT TIME ZONE 'UTC'))::float8", &[&stamp])
+            .unwrap()
+            .get(0);
+        assert!(off.abs() < 120.0, "{field} {stamp} is {off} s away from UTC now");
+    }
+}

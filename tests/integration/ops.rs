@@ -126,3 +126,24 @@ fn readyz_says_why_while_redis_is_down_and_while_draining() {
     assert!(why.contains("draining"), "{why}");
     assert!(server.child.wait().unwrap().success());
 }
+
+#[test]
+fn every_known_series_is_exported_at_zero_from_the_start() {
+    let w = World::new("ops_zero");
+    let server = w.start_server();
+    let (status, body) = get(ops_port(&server), "/metrics");
+    assert_eq!(status, 200);
+    for series in [
+        "chatp_logins_total{result=\"failed\"} 0",
+        "chatp_logins_total{result=\"resumed\"} 0",
+        "chatp_messages_stored_total{kind=\"group\"} 0",
+        "chatp_rate_limited_total{kind=\"broadcast\"} 0",
+        "chatp_storage_errors_total{service=\"redis\"} 0",
+        "chatp_tls_handshakes_total{result=\"timeout\"} 0",
+        "chatp_tls_certificate_reloads_total{result=\"failed\"} 0",
+        "chatp_notifications_delivered_total{kind=\"private\"} 0",
+        "chatp_thread_panics_total 0",
+    ] {
+        assert!(body.lines().any(|l| l == series), "no {series:?} in:\n{body}");
+    }
+}
