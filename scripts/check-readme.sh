@@ -44,4 +44,9 @@ for _ in $(seq 30); do
     sleep 0.5
 done
 echo "$status" | grep -q '"registered_users":[1-9]' || { echo "check-readme: the dashboard did not count the user: $status" >&2; cat "$log" >&2; exit 1; }
+# README, "Users": chat_admin on the same set-up, one command.
+CHATP_DATA_DIR="$data/data" bash scripts/admin.sh list | grep -q "\"user\":\"$name\"" || {
+    echo "check-readme: scripts/admin.sh list did not show $name" >&2
+    exit 1
+}
 echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port and the dashboard on $dashboard_port"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds chat_server and chat_client and runs chat_server on port 30080 (or
+# Builds chat_server, chat_client and chat_admin and runs chat_server on port 30080 (or
 # $1), and chat_dashboard on http://127.0.0.1:8088/ (DASHBOARD_PORT), both
 # listening on 127.0.0.1 (BIND_ADDR=0.0.0.0 to accept other machines),
 # with its own PostgreSQL and Redis. Their data is kept between runs, and
@@ -10,12 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${1:-30080}
-if [ "$(id -u)" = 0 ]; then
-    default_data=/var/lib/chatp-dev
-else
-    default_data=${XDG_DATA_HOME:-$HOME/.local/share}/chatp-dev
-fi
-data=${CHATP_DATA_DIR:-$default_data}
+# shellcheck source=scripts/dev-data.sh
+source scripts/dev-data.sh
 
 bash scripts/services.sh start "$data"
 stop_services() { bash scripts/services.sh stop "$data" >/dev/null 2>&1 || true; }
@@ -23,7 +19,7 @@ trap stop_services EXIT
 # shellcheck disable=SC1091
 source "$data/env"
 
-cargo build --release --locked --bin chat_server --bin chat_client --bin chat_dashboard
+cargo build --release --locked --bin chat_server --bin chat_client --bin chat_dashboard --bin chat_admin
 dashboard_port=${DASHBOARD_PORT:-8088}
 cat <<MSG
 
@@ -33,6 +29,7 @@ data in $data). Connect from another terminal:
     ./target/release/chat_client localhost $port
 
 The dashboard: http://127.0.0.1:$dashboard_port/
+Accounts, invite codes: scripts/admin.sh list (see README, "Users")
 
 MSG
 BIND_ADDR=${BIND_ADDR:-127.0.0.1} DASHBOARD_PORT=$dashboard_port LOG_LEVEL=warn ./target/release/chat_dashboard &
