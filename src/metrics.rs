@@ -40,6 +40,9 @@ pub struct Metrics {
     /// `chatp_thread_panics_total`: connection threads that panicked (the
     /// connection was closed and what it held given back; the pod serves on).
     pub thread_panics: IntCounter,
+    /// `chatp_admin_messages_refused_total{why="malformed"|"bad_signature"|"stale"}`:
+    /// messages on the admin channel not obeyed.
+    pub admin_refused: IntCounterVec,
 }
 
 /// `metric`, registered in `registry` (both fail only on a programming
@@ -129,6 +132,12 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Sessions closed because their user was disabled, deleted or changed password",
             ),
         ),
+        admin_refused: labelled_counter(
+            &registry,
+            "chatp_admin_messages_refused_total",
+            "Messages on the admin channel not obeyed: malformed, not signed with this deployment's key, or stale",
+            "why",
+        ),
         thread_panics: registered(
             &registry,
             IntCounter::new(
@@ -170,6 +179,9 @@ fn export_known_labels(m: &Metrics) {
     }
     for result in ["ok", "failed"] {
         m.tls_reloads.with_label_values(&[result]);
+    }
+    for why in ["malformed", "bad_signature", "stale"] {
+        m.admin_refused.with_label_values(&[why]);
     }
 }
 

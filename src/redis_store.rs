@@ -123,7 +123,11 @@ impl RedisConnector {
         };
         let info = redis::ConnectionInfo {
             addr,
-            redis: redis::RedisConnectionInfo { password: cfg.password.clone(), ..Default::default() },
+            redis: redis::RedisConnectionInfo {
+                username: cfg.username.clone(),
+                password: cfg.password.clone(),
+                ..Default::default()
+            },
         };
         let client = match (&cfg.ca_file, cfg.tls) {
             (Some(ca), true) => {

@@ -3,12 +3,57 @@
 //! password in one session (the others end). One message on the Redis
 //! channel `chat:admin` reaches every pod's listener; each closes its own
 //! sessions of that user, after telling them why.
+//!
+//! Messages are signed (HMAC-SHA-256 with the admin channel key, which only
+//! chat_server and chat_admin hold) and dated: a pod obeys only a message
+//! whose signature checks and that is less than [`MAX_AGE`] old, so neither
+//! a Redis password nor a captured message is enough to end anyone's
+//! sessions. Refused ones are counted
+//! (`chatp_admin_messages_refused_total`) and ignored.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::outbox::Outbox;
 use crate::protocol::{self, text};
 use crate::redis_store::Keys;
+
+/// The format of a sealed message (its first line).
+const VERSION: &str = "v1";
+
+/// A message older (or further in the future, clocks differing) than this
+/// is not obeyed: a captured one cannot be replayed later.
+pub const MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Why a message on the admin channel was not obeyed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Malformed,
+    BadSignature,
+    Stale,
+}
+
+impl Refused {
+    /// As `chatp_admin_messages_refused_total` labels it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refused::Malformed => "malformed",
+            Refused::BadSignature => "bad_signature",
+            Refused::Stale => "stale",
+        }
+    }
+}
+
+fn signature(key: &[u8], ms: u128, payload: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    mac.update(ms.to_string().as_bytes());
+    mac.update(b"\n");
+    mac.update(payload.as_bytes());
+    mac
+}
 
 /// Why the sessions end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +108,13 @@ pub struct EndSessions {
 }
 
 impl EndSessions {
-    /// `origin \n reason \n except-session-or-empty \n user`.
-    pub fn encode(&self) -> String {
+    /// `origin \n reason \n except-session-or-empty \n user`, unsigned.
+    fn encode(&self) -> String {
         let except = self.except_session.map(|s| s.to_string()).unwrap_or_default();
         format!("{}\n{}\n{except}\n{}", self.origin, self.reason.code(), self.user)
     }
 
-    pub fn decode(payload: &str) -> Option<EndSessions> {
+    fn decode(payload: &str) -> Option<EndSessions> {
         let mut parts = payload.splitn(4, '\n');
         let origin = parts.next()?.to_string();
         let reason = EndReason::parse(parts.next()?)?;
@@ -81,9 +126,37 @@ impl EndSessions {
         Some(EndSessions { origin, reason, except_session, user })
     }
 
-    /// Tells every pod (`chat:admin`); how many heard it.
-    pub fn publish(&self, conn: &mut impl redis::ConnectionLike, keys: &Keys) -> redis::RedisResult<i64> {
-        redis::cmd("PUBLISH").arg(keys.admin_channel()).arg(self.encode()).query(conn)
+    /// The message as published: `v1 \n unix-ms \n hex(HMAC(key, unix-ms
+    /// \n payload)) \n payload`.
+    pub fn seal(&self, key: &[u8], now: SystemTime) -> String {
+        let ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let payload = self.encode();
+        let mac = signature(key, ms, &payload).finalize().into_bytes();
+        format!("{VERSION}\n{ms}\n{}\n{payload}", hex::encode(mac))
+    }
+
+    /// The message in `sealed`, if it is well formed, signed with `key` and
+    /// dated within [`MAX_AGE`] of `now`.
+    pub fn open(sealed: &str, key: &[u8], now: SystemTime) -> Result<EndSessions, Refused> {
+        let mut parts = sealed.splitn(4, '\n');
+        let (Some(VERSION), Some(ms), Some(mac), Some(payload)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Refused::Malformed);
+        };
+        let ms: u128 = ms.parse().map_err(|_| Refused::Malformed)?;
+        let mac = hex::decode(mac).map_err(|_| Refused::Malformed)?;
+        signature(key, ms, payload).verify_slice(&mac).map_err(|_| Refused::BadSignature)?;
+        let now_ms = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        if now_ms.abs_diff(ms) > MAX_AGE.as_millis() {
+            return Err(Refused::Stale);
+        }
+        EndSessions::decode(payload).ok_or(Refused::Malformed)
+    }
+
+    /// Tells every pod (`chat:admin`), signed with `key`; how many heard it.
+    pub fn publish(&self, conn: &mut impl redis::ConnectionLike, keys: &Keys, key: &[u8]) -> redis::RedisResult<i64> {
+        redis::cmd("PUBLISH").arg(keys.admin_channel()).arg(self.seal(key, SystemTime::now())).query(conn)
     }
 
     /// Ends the sessions among `outboxes` (one user's, on this pod) that
@@ -126,8 +199,18 @@ mod tests {
             except_session: None,
             user: "b".into(),
         };
-        assert_eq!(EndSessions::decode(&e.encode()), Some(e));
+        assert_eq!(EndSessions::decode(&e.encode()), Some(e.clone()));
         assert_eq!(EndSessions::decode("chat_admin\nlater\n\nb"), None);
+        // Sealed: opened with the key, within the age; refused otherwise.
+        let now = SystemTime::now();
+        let sealed = e.seal(b"k1", now);
+        assert_eq!(EndSessions::open(&sealed, b"k1", now + Duration::from_secs(5)), Ok(e.clone()));
+        assert_eq!(EndSessions::open(&sealed, b"k2", now), Err(Refused::BadSignature));
+        assert_eq!(EndSessions::open(&sealed, b"k1", now + MAX_AGE * 2), Err(Refused::Stale));
+        let forged = sealed.replace("\nb", "\nceo");
+        assert_eq!(EndSessions::open(&forged, b"k1", now), Err(Refused::BadSignature));
+        assert_eq!(EndSessions::open(&e.encode(), b"k1", now), Err(Refused::Malformed));
+        assert_eq!(EndSessions::open("v1\nx\ny\nz", b"k1", now), Err(Refused::Malformed));
         assert_eq!(EndSessions::decode("chat_admin\ndisabled\nx\nb"), None);
         assert_eq!(EndSessions::decode("chat_admin\ndisabled\n\n"), None);
     }

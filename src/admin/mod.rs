@@ -139,7 +139,7 @@ fn end_sessions(cfg: &AdminConfig, user: &str, reason: EndReason, mut done: Valu
     let end = EndSessions { origin: "chat_admin".into(), reason, except_session: None, user: user.into() };
     let told = RedisConnector::new(&cfg.redis).map_err(|e| e.to_string()).and_then(|c| {
         let mut conn = c.connect().map_err(|e| e.to_string())?;
-        end.publish(&mut conn, &Keys::new(&cfg.redis.key_prefix)).map_err(|e| e.to_string())
+        end.publish(&mut conn, &Keys::new(&cfg.redis.key_prefix), &cfg.admin_channel_key).map_err(|e| e.to_string())
     });
     match told {
         Ok(pods) => {

@@ -7,11 +7,15 @@ use super::{ConfigError, DbConfig, Env, RedisConfig};
 pub struct AdminConfig {
     pub db: DbConfig,
     pub redis: RedisConfig,
+    /// Signs what chat_admin publishes on the admin channel.
+    pub admin_channel_key: Vec<u8>,
 }
 
 impl AdminConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let env = Env(|name: &str| std::env::var(name).ok());
-        Ok(AdminConfig { db: DbConfig::from_lookup(&env)?, redis: RedisConfig::from_lookup(&env)? })
+        let db = DbConfig::from_lookup(&env)?;
+        let admin_channel_key = super::admin_channel_key(&env, &db);
+        Ok(AdminConfig { db, redis: RedisConfig::from_lookup(&env)?, admin_channel_key })
     }
 }

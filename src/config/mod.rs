@@ -26,6 +26,9 @@ pub struct RedisConfig {
     pub host: String,
     /// `REDIS_PORT`, default 6379.
     pub port: u16,
+    /// `REDIS_USERNAME`: the ACL user this component connects as (empty:
+    /// the `default` user).
+    pub username: Option<String>,
     /// `REDIS_PASSWORD`; empty means none.
     pub password: Option<String>,
     /// Prefix of every key and channel (`REDIS_KEY_PREFIX`, default empty),
@@ -44,6 +47,7 @@ impl RedisConfig {
         Ok(RedisConfig {
             host: env.string("REDIS_HOST", "localhost"),
             port: env.parsed("REDIS_PORT", 6379, "a port number")?,
+            username: env.0("REDIS_USERNAME").filter(|p| !p.is_empty()),
             password: env.0("REDIS_PASSWORD").filter(|p| !p.is_empty()),
             key_prefix: env.string("REDIS_KEY_PREFIX", ""),
             tls: env.switch("REDIS_TLS", false)?,
@@ -52,12 +56,33 @@ impl RedisConfig {
     }
 }
 
+/// The key that signs and checks messages on the admin channel
+/// (`chat:admin`): `ADMIN_CHANNEL_KEY` when set, else derived from the
+/// PostgreSQL credentials of chat_server and chat_admin, which are the only
+/// components that hold them (and could change the accounts directly
+/// anyway). Whoever has only the Redis password cannot forge one.
+pub fn admin_channel_key<F: Fn(&str) -> Option<String>>(env: &Env<F>, db: &server::DbConfig) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    match env.0("ADMIN_CHANNEL_KEY").filter(|k| !k.is_empty()) {
+        Some(key) => key.into_bytes(),
+        None => {
+            let mut h = Sha256::new();
+            for part in ["chatp admin channel", &db.host, &db.name, &db.user, &db.password] {
+                h.update(part.as_bytes());
+                h.update([0]);
+            }
+            h.finalize().to_vec()
+        }
+    }
+}
+
 /// The Redis and log variables, as every binary's `--help` lists them
 /// (a macro, so the help texts can be `concat!`ed constants).
 macro_rules! shared_env_help {
     () => {
         "
-  REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_PASSWORD [empty: none]
+  REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_USERNAME [default]
+  REDIS_PASSWORD [empty: none]
   REDIS_TLS [off]  REDIS_CA_FILE [system roots]  TLS to Redis, checked
   REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel; must be
                              the same for chat_server and chat_autoscaler

@@ -15,6 +15,9 @@ pub struct ServerConfig {
     pub bind_addr: String,
     pub db: DbConfig,
     pub redis: RedisConfig,
+    /// Signs and checks messages on the admin channel
+    /// ([`super::admin_channel_key`]).
+    pub admin_channel_key: Vec<u8>,
     /// This pod's id (`HOSTNAME`; default: `chat-server-<pid>`). Routes
     /// cross-pod messages to this process, so it must be unique per process.
     pub pod_id: String,
@@ -249,7 +252,8 @@ Environment (defaults in brackets):
   TLS_CERT_FILE, TLS_KEY_FILE [unset]  PEM files; both set: a TLS port
   TLS_PORT [30443]  TLS_RELOAD_SECS [10]  TLS_HANDSHAKE_SECS [10]
   PLAINTEXT [on]  off: no plaintext port (needs TLS)
-  REGISTRATION [open]  open, invite (signup needs a code), closed",
+  REGISTRATION [open]  open, invite (signup needs a code), closed
+  ADMIN_CHANNEL_KEY [derived from the DB_* credentials]  signs chat:admin",
     shared_env_help!()
 );
 
@@ -265,6 +269,7 @@ impl ServerConfig {
             bind_addr: env.string("BIND_ADDR", "0.0.0.0"),
             db: DbConfig::from_lookup(env)?,
             redis: RedisConfig::from_lookup(env)?,
+            admin_channel_key: super::admin_channel_key(env, &DbConfig::from_lookup(env)?),
             pod_id: env.string("HOSTNAME", &format!("chat-server-{}", std::process::id())),
             max_connections: env.positive("MAX_CONNECTIONS", 10_000)? as usize,
             outbound_queue: env.positive("OUTBOUND_QUEUE", 256)? as usize,

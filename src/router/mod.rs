@@ -138,11 +138,15 @@ pub struct Router {
     /// Which users other pods hold: a recipient here and nowhere else, or
     /// known to be on other pods, costs the sender no Redis round trip.
     remote: Arc<RemotePresence>,
+    /// Signs what this pod publishes on the admin channel and checks what
+    /// it receives there.
+    admin_key: Vec<u8>,
     publisher: Publisher,
 }
 
 impl Router {
-    pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys) -> Self {
+    /// `admin_key` signs and checks the admin channel's messages.
+    pub fn new(presence: Arc<Presence>, pool: RedisPool, keys: Keys, admin_key: Vec<u8>) -> Self {
         let remote = Arc::new(RemotePresence::default());
         Router {
             sessions: Mutex::new(HashMap::new()),
@@ -152,6 +156,7 @@ impl Router {
             pool,
             keys,
             remote,
+            admin_key,
         }
     }
 
@@ -347,7 +352,7 @@ impl Router {
     pub fn end_sessions(&self, end: &EndSessions) -> RedisResult<usize> {
         let here = end.apply(&self.local_outboxes(&end.user));
         let mut conn = self.pool.get().map_err(failed("getting a connection"))?;
-        end.publish(&mut *conn, &self.keys).map_err(failed("publishing"))?;
+        end.publish(&mut *conn, &self.keys, &self.admin_key).map_err(failed("publishing"))?;
         Ok(here)
     }
 
@@ -361,15 +366,23 @@ impl Router {
                 None => warn!("ignored a malformed message on {channel}"),
             }
         } else if channel == self.keys.admin_channel() {
-            match EndSessions::decode(payload) {
-                Some(end) if end.origin != self.presence.pod_id() => {
+            match EndSessions::open(payload, &self.admin_key, std::time::SystemTime::now()) {
+                Ok(end) if end.origin != self.presence.pod_id() => {
                     let n = end.apply(&self.local_outboxes(&end.user));
                     if n > 0 {
                         info!("ended {n} sessions of {} here: {:?}", end.user, end.reason);
                     }
                 }
-                Some(_) => {}
-                None => warn!("ignored a malformed message on {channel}"),
+                Ok(_) => {}
+                Err(why) => {
+                    let refused = METRICS.admin_refused.with_label_values(&[why.label()]);
+                    // The first of each kind, then one in a hundred: a flood
+                    // of forgeries must not flood the log.
+                    if refused.get() % 100 == 0 {
+                        warn!("ignored a message on {channel}: {why:?} (not signed with this deployment's key?)");
+                    }
+                    refused.inc();
+                }
             }
         } else if channel == self.keys.broadcast_channel() {
             if let Some((origin, sender, notice)) = decode_broadcast(payload) {

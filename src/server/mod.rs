@@ -203,7 +203,7 @@ impl Server {
             Err(e) => return Err(StartError::Postgres { addr: pg_addr, source: e }),
         }
         let (throttle_pool, throttle_keys) = (pool.clone(), keys.clone());
-        let router = Arc::new(Router::new(Arc::clone(&presence), pool, keys.clone()));
+        let router = Arc::new(Router::new(Arc::clone(&presence), pool, keys.clone(), cfg.admin_channel_key.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let pubsub = Listener::start(connector, keys, Arc::clone(&router), Arc::clone(&presence), Arc::clone(&stop))
             .map_err(redis_err)?;

@@ -312,3 +312,45 @@ fn times_are_utc_whatever_postgresqls_time_zone() {
         assert!(off.abs() < 120.0, "{field} {stamp} is {off} s away from UTC now");
     }
 }
+
+#[test]
+fn a_forged_admin_message_ends_nothing_and_is_counted() {
+    let w = World::new("admin_forged");
+    let server = w.start_unlimited_server();
+    let ann = unique("ann");
+    let mut a = server.connect();
+    a.signup(&ann, "pw");
+    // Someone with the Redis password (and nothing else) tries the old,
+    // unsigned format, a made-up signature, and a replay of a genuine
+    // message signed with another deployment's key.
+    let channel = w.keys().admin_channel();
+    let end = chatp::session_end::EndSessions {
+        origin: "chat_admin".into(),
+        reason: chatp::session_end::EndReason::Disabled,
+        except_session: None,
+        user: ann.clone(),
+    };
+    let now = std::time::SystemTime::now();
+    for forged in [
+        format!("chat_admin\ndisabled\n\n{ann}"),
+        format!("v1\n1\n{}\nchat_admin\ndisabled\n\n{ann}", "00".repeat(32)),
+        end.seal(b"another deployment's key", now),
+    ] {
+        let heard: i64 = redis::cmd("PUBLISH").arg(&channel).arg(forged).query(&mut w.redis()).unwrap();
+        assert_eq!(heard, 1, "the pod listens on {channel}");
+    }
+    a.expect_silence(Duration::from_millis(500));
+    // Still served.
+    a.open_broadcast();
+    let ops = crate::ops::ops_port(&server);
+    let refused = |why| crate::ops::sample(ops, "chatp_admin_messages_refused_total", &[("why", why)]);
+    assert_eq!(refused("malformed") + refused("bad_signature"), 3.0);
+    // chat_admin, which holds the key, still ends it.
+    admin_ok(&w, &["disable", &ann], None);
+    a.stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut told = false;
+    while let Some(l) = a.next_line() {
+        told |= l == protocol::error(text::ENDED_DISABLED);
+    }
+    assert!(told);
+}

@@ -35,6 +35,7 @@ impl Users {
         let cfg = RedisConfig {
             host: self.services.redis_host.clone(),
             port: self.services.redis_port,
+            username: None,
             password: None,
             key_prefix: self.prefix.clone(),
             tls: false,
