@@ -179,3 +179,10 @@ CREATE TABLE IF NOT EXISTS chatp_invites (
     used_by INTEGER REFERENCES users(user_id) ON DELETE SET NULL,
     note TEXT
 );
+
+-- 9. A user's session epoch: every change that ends their sessions
+--    (password changed or reset, account disabled) adds one, in the same
+--    statement. A login or resume checked against an older epoch ends
+--    itself once registered, so none in flight survives the change. NULL
+--    (read as 0) until the first such change; the Python server ignores it.
+ALTER TABLE users ADD COLUMN IF NOT EXISTS session_epoch BIGINT;
