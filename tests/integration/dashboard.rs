@@ -94,7 +94,9 @@ impl DashboardProc {
     }
 }
 
-/// Debian's chromium, headless, allowed to reach 127.0.0.1 only.
+/// Debian's chromium, headless, allowed to reach 127.0.0.1 only; fails if
+/// the page did anything the Content-Security-Policy blocked (chromium logs
+/// each violation to the console).
 fn chromium(args: &[&str]) -> String {
     let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&bin).exists(), "{bin} missing: scripts/test.sh installs Debian's chromium");
@@ -111,6 +113,8 @@ fn chromium(args: &[&str]) -> String {
             "--disable-sync",
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             "--virtual-time-budget=4000",
+            "--enable-logging=stderr",
+            "--v=0",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
@@ -118,7 +122,10 @@ fn chromium(args: &[&str]) -> String {
         .output()
         .expect("run chromium");
     let _ = std::fs::remove_dir_all(&profile);
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    let blocked: Vec<&str> = stderr.lines().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(blocked.is_empty(), "the page breaks its own Content-Security-Policy: {blocked:#?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -239,7 +246,7 @@ fn without_kubernetes_the_dashboard_shows_presence_and_says_so() {
 fn request(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");
