@@ -38,7 +38,7 @@ done
 step "values.schema.json refuses wrong types"
 for bad in chatServer.service.nodePort=abc autoscaler.minReplicas=two postgresql.persistence.enabled=maybe \
     chatServer.service.type=Ingress autoscaler.usersPerPod=0 chatServer.registration=sometimes \
-    chatServer.tls.enabled=yes; do
+    chatServer.tls.enabled=yes dashboard.auth.enabled=maybe; do
     if "$HELM" template my-chat "$CHART" --set "$bad" >/dev/null 2>"$out/schema.err"; then
         echo "check-deploy: --set $bad was accepted" >&2
         exit 1
