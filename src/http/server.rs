@@ -328,6 +328,10 @@ mod tests {
         let head = exchange(server.addr(), b"HEAD /x HTTP/1.0\r\n\r\n");
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("Content-Length: 3\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nX-Test: aInjected: b\r\n\r\n"), "{head}");
         assert!(exchange(server.addr(), b"POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+        // Pipelined requests: the first is answered, whole; the rest are
+        // not read.
+        let pipelined = b"GET /one HTTP/1.1\r\n\r\n".repeat(1500);
+        assert!(exchange(server.addr(), &pipelined).ends_with("\r\n\r\n/one\n"));
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.resize(MAX_HEAD + 100, b'a');
         assert!(exchange(server.addr(), &big).starts_with("HTTP/1.1 431 "));
@@ -337,7 +341,7 @@ mod tests {
     fn half_sent_heads_are_closed_at_the_deadline_and_the_oldest_gives_way() {
         let limits = Limits {
             max_connections: 4,
-            head_timeout: Duration::from_millis(300),
+            head_timeout: Duration::from_millis(1500),
             write_timeout: Duration::from_secs(1),
         };
         let server = Server::start("http-test", "127.0.0.1:0", limits, |_: &Head| Response::text(200, "ok")).unwrap();
@@ -350,11 +354,11 @@ mod tests {
         let started = Instant::now();
         let mut buf = [0u8; 16];
         assert_eq!(idle[0].read(&mut buf).unwrap_or(0), 0);
-        assert!(started.elapsed() < Duration::from_millis(250), "closed at once, not at the deadline");
+        assert!(started.elapsed() < Duration::from_millis(1000), "closed at once, not at the deadline");
         // The newest are closed by the head deadline.
         assert_eq!(idle[5].read(&mut buf).unwrap_or(0), 0);
         let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(100) && waited < Duration::from_secs(2), "{waited:?}");
+        assert!(waited >= Duration::from_millis(1000) && waited < Duration::from_secs(4), "{waited:?}");
         assert!(exchange(server.addr(), b"GET / HTTP/1.1\r\n\r\n").ends_with("ok"));
     }
 }

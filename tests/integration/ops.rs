@@ -202,7 +202,7 @@ fn hostile_clients(
                         };
                         let write_failed = match kind {
                             Hostile::HalfSent => false,
-                            Hostile::SlowWriter if round % 6 == 0 => {
+                            Hostile::SlowWriter if round.is_multiple_of(6) => {
                                 s.write(b"X-Slow: 1\r\n").is_err_and(|e| e.kind() != ErrorKind::WouldBlock)
                             }
                             Hostile::SlowWriter => false,
