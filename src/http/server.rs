@@ -97,6 +97,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         421 => "Misdirected Request",
+        500 => "Internal Server Error",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
@@ -254,6 +255,18 @@ impl<H: FnMut(&Head) -> Response> Loop<H> {
     }
 }
 
+/// The handler's answer; a panic in it costs this request (500), not the
+/// server's thread.
+fn answer<H: FnMut(&Head) -> Response>(handler: &mut H, head: &Head) -> Response {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(head))) {
+        Ok(r) => r,
+        Err(_) => {
+            warn!("http: the handler of {} panicked", head.path);
+            Response::text(500, "internal error\n")
+        }
+    }
+}
+
 /// Reads or writes what the socket allows now.
 fn step<H: FnMut(&Head) -> Response>(c: &mut Conn, handler: &mut H, limits: Limits) {
     if let Stage::Reading(buf) = &mut c.stage {
@@ -269,7 +282,7 @@ fn step<H: FnMut(&Head) -> Response>(c: &mut Conn, handler: &mut H, limits: Limi
                     match parse_request(buf) {
                         Ok(None) if buf.len() <= MAX_HEAD => continue,
                         Ok(None) => break Response::text(431, "request head too large\n").to_bytes(Method::Get),
-                        Ok(Some(head)) => break handler(&head).to_bytes(head.method),
+                        Ok(Some(head)) => break answer(handler, &head).to_bytes(head.method),
                         Err(e) => break Response::text(e.status(), format!("{e}\n")).to_bytes(Method::Get),
                     }
                 }
@@ -315,6 +328,7 @@ mod tests {
     #[test]
     fn answers_heads_and_refuses_the_rest() {
         let server = Server::start("http-test", "127.0.0.1:0", Limits::default(), |h: &Head| {
+            assert!(h.path != "/panic", "a bug in a handler");
             Response::text(200, format!("{}\n", h.path)).with_header("X-Test", "a\r\nInjected: b")
         })
         .unwrap();
@@ -328,6 +342,8 @@ mod tests {
         let head = exchange(server.addr(), b"HEAD /x HTTP/1.0\r\n\r\n");
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("Content-Length: 3\r\nConnection: close\r\nX-Content-Type-Options: nosniff\r\nX-Test: aInjected: b\r\n\r\n"), "{head}");
         assert!(exchange(server.addr(), b"POST / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405 "));
+        assert!(exchange(server.addr(), b"GET /panic HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 500 "));
+        assert!(exchange(server.addr(), b"GET /after HTTP/1.1\r\n\r\n").ends_with("/after\n"), "still serving");
         // Pipelined requests: the first is answered, whole; the rest are
         // not read.
         let pipelined = b"GET /one HTTP/1.1\r\n\r\n".repeat(1500);
