@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 use serde_json::json;
 
 use super::access::Access;
@@ -45,6 +45,9 @@ pub fn start(bind: &str, state: Arc<Mutex<State>>, sample_every: Duration, acces
         }
         response
     })?;
+    if !login && !server.addr().ip().is_loopback() {
+        warn!("the dashboard listens on {} without a login: set DASHBOARD_PASSWORD", server.addr());
+    }
     let login = if login { "login required" } else { "no login (DASHBOARD_PASSWORD unset)" };
     info!("dashboard on http://{}/ (API: /api/status, /api/metrics, /api/health; {login})", server.addr());
     Ok(server)
