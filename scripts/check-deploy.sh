@@ -38,7 +38,7 @@ done
 step "values.schema.json refuses wrong types"
 for bad in chatServer.service.nodePort=abc autoscaler.minReplicas=two postgresql.persistence.enabled=maybe \
     chatServer.service.type=Ingress autoscaler.usersPerPod=0 chatServer.registration=sometimes \
-    chatServer.tls.enabled=yes; do
+    chatServer.tls.enabled=yes dashboard.auth.enabled=maybe; do
     if "$HELM" template my-chat "$CHART" --set "$bad" >/dev/null 2>"$out/schema.err"; then
         echo "check-deploy: --set $bad was accepted" >&2
         exit 1
@@ -56,8 +56,14 @@ for bad in "chatServer.tls.enabled=true" "chatServer.tls.plaintext=false"; do
     grep -q "chatServer.tls" "$out/tls.err" || { cat "$out/tls.err" >&2; exit 1; }
 done
 
-step "docker compose config"
+step "docker compose config; the dashboard published on the host's loopback only"
 .tools/bin/docker-compose -f docker-compose.yml config -q
+.tools/bin/docker-compose -f docker-compose.yml config --format json | "$VENV/python" -c '
+import json, sys
+ports = json.load(sys.stdin)["services"]["dashboard"]["ports"]
+if not ports or any(p.get("host_ip") != "127.0.0.1" for p in ports):
+    sys.exit(f"check-deploy: docker-compose.yml publishes the dashboard beyond 127.0.0.1: {ports}")
+'
 
 step "hadolint Dockerfile Dockerfile.autoscaler"
 "$VENV/hadolint" Dockerfile Dockerfile.autoscaler

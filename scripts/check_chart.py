@@ -141,7 +141,7 @@ else:
         check(svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 30080, "not NodePort 30080")
         check(svc["spec"]["ports"][0]["port"] == 8080 and port == 8080, "not port 8080")
         secret = of_kind("Secret")[0]
-        check(set(secret["data"]) == {"db-password", "redis-password"}, "generated Secret lacks a password")
+        check(set(secret["data"]) == {"db-password", "redis-password", "dashboard-password"}, "generated Secret lacks a password")
     else:
         check(not of_kind("Role") and not of_kind("RoleBinding"), "rbac.create=false ignored")
         check(as_spec["serviceAccountName"] not in [a["metadata"]["name"] for a in of_kind("ServiceAccount")], "serviceAccount.create=false ignored")
@@ -165,6 +165,13 @@ else:
     denv = env_of(dc)
     check(denv["DEPLOYMENT_NAME"] == chat_name and denv["DB_HOST"] == env["DB_HOST"], "dashboard looks at another deployment or database")
     check(denv.get("REDIS_PASSWORD") == env.get("REDIS_PASSWORD"), "dashboard sees another Redis")
+    # A login from a Secret, and the Service's own names in the Host allow-list.
+    dpass = [e for e in dc["env"] if e["name"] == "DASHBOARD_PASSWORD"]
+    check(len(dpass) == 1 and dpass[0]["valueFrom"]["secretKeyRef"]["key"] == "dashboard-password", "dashboard without a login")
+    check(dash["metadata"]["name"] in denv.get("DASHBOARD_ALLOWED_HOSTS", "").split(","), "dashboard refuses its Service's name")
+    if variant == "flipped":
+        check(dpass[0]["valueFrom"]["secretKeyRef"]["name"] == "chat-dashboard" and denv["DASHBOARD_USER"] == "ops", "dashboard.auth values ignored")
+        check("dashboard.example.org" in denv["DASHBOARD_ALLOWED_HOSTS"].split(","), "dashboard.allowedHosts ignored")
     dsvc = component("Service", "dashboard")
     check(dsvc["spec"]["type"] == "ClusterIP" and dsvc["spec"]["ports"][0]["port"] == int(denv["DASHBOARD_PORT"]), "dashboard Service is not ClusterIP on its port")
     droles = [r for r in of_kind("Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "dashboard"]

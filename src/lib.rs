@@ -18,7 +18,8 @@
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
 //! - [`tls`]: rustls: the chat port's reloaded certificate, client trust and checks, one TLS connection on one fd.
 //! - [`session_end`]: ending a user's sessions on every pod (disabled, deleted, password changed).
-//! - [`metrics`], [`ops_http`]: Prometheus metrics; `/healthz`, `/readyz`, `/metrics`.
+//! - [`metrics`], [`ops_http`]: Prometheus metrics; `/healthz`, `/readyz` (checked in the background), `/metrics`.
+//! - [`http`]: our HTTP of the ops port and dashboard: a head parser, one bounded poll(2) thread per server.
 //! - [`fault`]: test-only fault hooks (cargo feature `fault-hooks`): a client line that panics its thread.
 //! - [`sys`]: process set-up of the binaries: logging, stop signals, limits, allocator, idle stacks.
 //! - [`client`]: the terminal client: `ReadThread`, `WriteThread`, rendering of screens.
@@ -37,6 +38,7 @@ pub mod dashboard;
 pub mod db_manager;
 pub mod fault;
 pub mod framing;
+pub mod http;
 pub mod metrics;
 pub mod ops_http;
 pub mod outbox;

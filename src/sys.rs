@@ -8,8 +8,7 @@ pub fn version_line(binary: &str) -> String {
 
 /// Logs to stderr at `level`: time, level, message (no module or thread).
 /// The PostgreSQL driver's own lines are left out: at debug they print
-/// every statement's parameters (password hashes, names typed at login);
-/// so are tiny_http's.
+/// every statement's parameters (password hashes, names typed at login).
 pub fn init_logging(level: log::LevelFilter) {
     use simplelog::{ColorChoice, ConfigBuilder, TermLogger, TerminalMode};
     let cfg = ConfigBuilder::new()
@@ -17,8 +16,6 @@ pub fn init_logging(level: log::LevelFilter) {
         .set_thread_level(log::LevelFilter::Off)
         .add_filter_ignore_str("tokio_postgres")
         .add_filter_ignore_str("postgres")
-        // The HTTP server of the probes logs every accept at debug.
-        .add_filter_ignore_str("tiny_http")
         .build();
     let _ = TermLogger::init(level, cfg, TerminalMode::Stderr, ColorChoice::Never);
 }

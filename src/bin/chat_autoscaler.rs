@@ -70,13 +70,19 @@ fn main() -> ExitCode {
     if once {
         return if autoscaler.tick_and_log() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
-    if let Some(port) = cfg.metrics_port {
-        let render = || chatp::metrics::AUTOSCALER_METRICS.render();
-        if let Err(e) = chatp::ops_http::start(&format!("0.0.0.0:{port}"), || Ok(()), render) {
-            eprintln!("chat_autoscaler: cannot serve /metrics on port {port}: {e}");
-            return ExitCode::FAILURE;
+    let _ops = match cfg.metrics_port {
+        Some(port) => {
+            let render = || chatp::metrics::AUTOSCALER_METRICS.render();
+            match chatp::ops_http::start(&format!("0.0.0.0:{port}"), || Ok(()), render) {
+                Ok(ops) => Some(ops),
+                Err(e) => {
+                    eprintln!("chat_autoscaler: cannot serve /metrics on port {port}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
         }
-    }
+        None => None,
+    };
     let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
     chatp::sys::on_stop_signal(move || {
         let _ = stop_tx.send(());

@@ -37,10 +37,13 @@ fn main() -> ExitCode {
         }
     };
     chatp::sys::init_logging(cfg.log_level);
-    if let Err(e) = chatp::dashboard::start(&cfg) {
-        eprintln!("chat_dashboard: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _dashboard = match chatp::dashboard::start(&cfg) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("chat_dashboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (stop_tx, stop) = crossbeam_channel::bounded::<()>(1);
     chatp::sys::on_stop_signal(move || {
         let _ = stop_tx.send(());

@@ -14,7 +14,7 @@ use std::fmt;
 pub use admin::AdminConfig;
 pub use autoscaler::{AutoscalerConfig, KubeTarget, Policy, AUTOSCALER_ENV_HELP, IN_CLUSTER_CA, IN_CLUSTER_TOKEN};
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
-pub use dashboard::{DashboardConfig, DASHBOARD_ENV_HELP};
+pub use dashboard::{DashboardConfig, Login, DASHBOARD_ENV_HELP};
 pub use server::{
     default_hash_workers, DbConfig, RateLimits, Registration, ServerConfig, SslMode, TlsListen, SERVER_ENV_HELP,
 };

@@ -1,9 +1,11 @@
 //! `chat_dashboard`: a web page and a JSON API showing a chatp deployment
 //! live. A sampler thread looks every `SAMPLE_SECS` ([`sample`]); the HTTP
-//! thread (tiny_http) serves the latest look and the history kept for the
-//! charts. The page and its chart library (uPlot, from the npm registry,
-//! MIT) are embedded: nothing is fetched from elsewhere.
+//! thread ([`crate::http`]) serves the latest look and the history kept for
+//! the charts, to those [`access`] lets in. The page and its chart library
+//! (uPlot, from the npm registry, MIT) are embedded: nothing is fetched
+//! from elsewhere.
 
+pub mod access;
 mod http;
 pub mod sample;
 
@@ -53,15 +55,28 @@ impl State {
     }
 }
 
-/// Starts sampling and serving; returns where the page is.
-pub fn start(cfg: &DashboardConfig) -> Result<SocketAddr, String> {
+/// The running dashboard: dropping it stops its HTTP thread.
+pub struct Dashboard {
+    http: crate::http::Server,
+}
+
+impl Dashboard {
+    /// Where the page is.
+    pub fn addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+}
+
+/// Starts sampling and serving.
+pub fn start(cfg: &DashboardConfig) -> Result<Dashboard, String> {
     let mut sources = Sources::new(cfg)?;
     let state = Arc::new(Mutex::new(State::default()));
     // The first sample before the first page.
     let first = sources.sample();
     state.lock().unwrap_or_else(|e| e.into_inner()).record(first, cfg.history);
     let bind = format!("{}:{}", cfg.bind_addr, cfg.port);
-    let addr = http::start(&bind, Arc::clone(&state), cfg.sample_every)
+    let access = access::Access::new(cfg.login.as_ref(), &cfg.allowed_hosts);
+    let server = http::start(&bind, Arc::clone(&state), cfg.sample_every, access)
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let (every, keep) = (cfg.sample_every, cfg.history);
     thread::Builder::new()
@@ -72,5 +87,5 @@ pub fn start(cfg: &DashboardConfig) -> Result<SocketAddr, String> {
             state.lock().unwrap_or_else(|e| e.into_inner()).record(snapshot, keep);
         })
         .map_err(|e| e.to_string())?;
-    Ok(addr)
+    Ok(Dashboard { http: server })
 }

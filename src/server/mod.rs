@@ -152,6 +152,8 @@ pub struct Server {
     pubsub: Listener,
     heartbeat: (Sender<()>, JoinHandle<()>),
     drain: Duration,
+    /// `/healthz`, `/readyz`, `/metrics`, served until the process ends.
+    _ops: Option<crate::ops_http::Ops>,
 }
 
 impl Server {
@@ -242,12 +244,16 @@ impl Server {
                 .map_or(Duration::ZERO, |t| t.handshake_timeout.min(cfg.auth_timeout)),
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
-        if let Some(port) = cfg.metrics_port {
-            let bind = format!("{}:{port}", cfg.bind_addr);
-            let probe = Arc::clone(&ctx);
-            crate::ops_http::start(&bind, move || readiness(&probe), || crate::metrics::METRICS.render())
-                .map_err(|source| StartError::Bind { addr: bind, source })?;
-        }
+        let ops = match cfg.metrics_port {
+            Some(port) => {
+                let bind = format!("{}:{port}", cfg.bind_addr);
+                let probe = Arc::clone(&ctx);
+                let ops = crate::ops_http::start(&bind, move || readiness(&probe), || crate::metrics::METRICS.render())
+                    .map_err(|source| StartError::Bind { addr: bind, source })?;
+                Some(ops)
+            }
+            None => None,
+        };
         for port in &ports {
             let addr = port
                 .listener
@@ -268,7 +274,7 @@ impl Server {
             if cfg.limits.is_some() { "on" } else { "off" },
             cfg.registration.as_str(),
         );
-        Ok(Server { ports, ctx, stop, pubsub, heartbeat, drain: cfg.drain })
+        Ok(Server { ports, ctx, stop, pubsub, heartbeat, drain: cfg.drain, _ops: ops })
     }
 
     pub fn stop_handle(&self) -> StopHandle {
@@ -334,6 +340,8 @@ impl Server {
         drop(hb_stop);
         let _ = hb.join();
         self.pubsub.join();
+        // The readiness checker holds the context: stopped first.
+        drop(self._ops);
         match Arc::try_unwrap(self.ctx) {
             Ok(ctx) => ctx.flusher.stop(),
             Err(_) => warn!("context still shared at shutdown"),
@@ -481,7 +489,8 @@ fn panic_text(cause: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Why the pod should get no new users, if it should not (`/readyz`):
-/// draining, or PostgreSQL or Redis not answering.
+/// draining, or PostgreSQL or Redis not answering. Evaluated every second
+/// by the ops port's checker thread, never per request.
 fn readiness(ctx: &Context) -> Result<(), String> {
     if ctx.is_draining() {
         return Err("draining".into());

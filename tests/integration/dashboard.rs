@@ -1,9 +1,12 @@
 //! chat_dashboard against real servers, Redis and PostgreSQL, the fake
 //! Kubernetes API, and a real headless browser (Debian's chromium): the
 //! JSON API, and the page after its scripts ran (the online count the test
-//! made, charts with points), with no network beyond 127.0.0.1.
+//! made, charts with points), with no network beyond 127.0.0.1; and who
+//! may see it: the login, the security headers, the Host check, the
+//! default bind address.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ const DEPLOYMENT: &str = "chat-server";
 struct DashboardProc {
     child: Child,
     port: u16,
+    /// The address it logged it listens on.
+    addr: String,
 }
 
 impl Drop for DashboardProc {
@@ -31,12 +36,16 @@ impl Drop for DashboardProc {
 
 impl DashboardProc {
     fn start(w: &World, kube: Option<&FakeKube>) -> DashboardProc {
+        DashboardProc::start_with(w, kube, &[("BIND_ADDR", Some("127.0.0.1"))])
+    }
+
+    /// With these variables set (`Some`) or removed (`None`).
+    fn start_with(w: &World, kube: Option<&FakeKube>, vars: &[(&str, Option<&str>)]) -> DashboardProc {
         let mut cmd = w.command(env!("CARGO_BIN_EXE_chat_dashboard"));
         cmd.env_remove("KUBERNETES_SERVICE_HOST")
             .env_remove("KUBE_API_URL")
             .env("NAMESPACE", NAMESPACE)
             .env("DEPLOYMENT_NAME", DEPLOYMENT)
-            .env("BIND_ADDR", "127.0.0.1")
             .env("DASHBOARD_PORT", "0")
             .env("SAMPLE_SECS", "1")
             .stdin(Stdio::null())
@@ -45,19 +54,25 @@ impl DashboardProc {
         if let Some(k) = kube {
             cmd.env("KUBE_API_URL", &k.url);
         }
+        for (name, value) in vars {
+            match value {
+                Some(v) => cmd.env(name, v),
+                None => cmd.env_remove(name),
+            };
+        }
         let mut child = cmd.spawn().expect("spawn chat_dashboard");
         let (tx, rx) = crossbeam_channel::bounded(1);
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("dashboard on http://").nth(1) {
-                    let port = addr.split('/').next().unwrap().rsplit(':').next().unwrap().parse::<u16>().unwrap();
-                    let _ = tx.send(port);
+                    let _ = tx.send(addr.split('/').next().unwrap().to_string());
                 }
             }
         });
-        let port = rx.recv_timeout(Duration::from_secs(30)).expect("chat_dashboard started");
-        DashboardProc { child, port }
+        let addr = rx.recv_timeout(Duration::from_secs(30)).expect("chat_dashboard started");
+        let port = addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        DashboardProc { child, port, addr }
     }
 
     fn json(&self, path: &str) -> (u16, Value) {
@@ -79,7 +94,9 @@ impl DashboardProc {
     }
 }
 
-/// Debian's chromium, headless, allowed to reach 127.0.0.1 only.
+/// Debian's chromium, headless, allowed to reach 127.0.0.1 only; fails if
+/// the page did anything the Content-Security-Policy blocked (chromium logs
+/// each violation to the console).
 fn chromium(args: &[&str]) -> String {
     let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(Path::new(&bin).exists(), "{bin} missing: scripts/test.sh installs Debian's chromium");
@@ -96,6 +113,8 @@ fn chromium(args: &[&str]) -> String {
             "--disable-sync",
             "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             "--virtual-time-budget=4000",
+            "--enable-logging=stderr",
+            "--v=0",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
@@ -103,7 +122,10 @@ fn chromium(args: &[&str]) -> String {
         .output()
         .expect("run chromium");
     let _ = std::fs::remove_dir_all(&profile);
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium failed: {stderr}");
+    let blocked: Vec<&str> = stderr.lines().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(blocked.is_empty(), "the page breaks its own Content-Security-Policy: {blocked:#?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -218,4 +240,85 @@ fn without_kubernetes_the_dashboard_shows_presence_and_says_so() {
     assert_eq!(element_text(&dom, "online-users"), Some("1"));
     assert!(dom.contains("Kubernetes: not configured"), "{dom}");
     assert_eq!(element_text(&dom, "replicas"), Some("1 (presence)"));
+}
+
+/// One request with these header lines: (status, head, body).
+fn request(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+/// The value of a header field in a response head (case-insensitive name).
+fn field<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().filter_map(|l| l.split_once(':')).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+}
+
+#[test]
+fn the_dashboard_asks_for_its_login_sends_security_headers_and_refuses_foreign_hosts() {
+    let w = World::new("dashboard_security");
+    let dash = DashboardProc::start_with(
+        &w,
+        None,
+        &[
+            ("BIND_ADDR", Some("127.0.0.1")),
+            ("DASHBOARD_PASSWORD", Some("s3cret")),
+            ("DASHBOARD_ALLOWED_HOSTS", Some("dash.example.org")),
+        ],
+    );
+    let port = dash.port;
+    // admin:s3cret, admin:wrong
+    let (good, bad) = ("Authorization: Basic YWRtaW46czNjcmV0", "Authorization: Basic YWRtaW46d3Jvbmc=");
+    let mut heads = Vec::new();
+
+    let (status, head, _) = request(port, "/", &["Host: localhost"]);
+    assert_eq!(status, 401, "no login: {head}");
+    assert!(field(&head, "WWW-Authenticate").is_some_and(|v| v.starts_with("Basic ")), "{head}");
+    heads.push(head);
+    let (status, head, _) = request(port, "/api/status", &["Host: localhost", bad]);
+    assert_eq!(status, 401, "a wrong password");
+    heads.push(head);
+    let (status, head, body) = request(port, "/", &[&format!("Host: 127.0.0.1:{port}"), good]);
+    assert_eq!(status, 200);
+    assert!(body.contains("id=\"online-users\""), "the page");
+    heads.push(head);
+    let (status, head, body) =
+        request(port, "/api/status", &["Host: dash.example.org:8080", "Authorization: Bearer s3cret"]);
+    assert_eq!(status, 200, "the password as a bearer token, an allowed host: {body}");
+    heads.push(head);
+    let (status, head, _) = request(port, "/healthz", &["Host: 10.1.2.3:8080"]);
+    assert_eq!(status, 200, "probes need no login");
+    heads.push(head);
+    // DNS rebinding: a page of evil.example whose name now points here.
+    let (status, head, _) = request(port, "/api/status", &["Host: evil.example:8080", good]);
+    assert_eq!(status, 421, "a foreign Host header");
+    heads.push(head);
+
+    for head in &heads {
+        let csp = field(head, "Content-Security-Policy").unwrap_or_else(|| panic!("no CSP: {head}"));
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+        assert_eq!(field(head, "X-Content-Type-Options"), Some("nosniff"), "{head}");
+        assert_eq!(field(head, "X-Frame-Options"), Some("DENY"), "{head}");
+        assert_eq!(field(head, "Referrer-Policy"), Some("no-referrer"), "{head}");
+    }
+}
+
+#[test]
+fn the_dashboard_listens_on_loopback_by_default_outside_kubernetes() {
+    let w = World::new("dashboard_bind");
+    let dash = DashboardProc::start_with(&w, None, &[("BIND_ADDR", None)]);
+    assert!(dash.addr.starts_with("127.0.0.1:"), "listens on {}", dash.addr);
+    assert_eq!(get(dash.port, "/healthz").0, 200);
 }

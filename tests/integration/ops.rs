@@ -1,9 +1,13 @@
 //! The operational endpoints of a live chat_server: `/metrics` parsed as
 //! Prometheus parses it, counters moving as users act; `/healthz`;
-//! `/readyz` not ready while Redis is down and while the pod drains.
+//! `/readyz` not ready while Redis is down and while the pod drains;
+//! `/healthz` fast, threads and memory flat while 1,000 hostile clients
+//! hold the port.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatp::protocol::{self, input};
@@ -146,4 +150,136 @@ fn every_known_series_is_exported_at_zero_from_the_start() {
     ] {
         assert!(body.lines().any(|l| l == series), "no {series:?} in:\n{body}");
     }
+}
+
+/// `Threads` and `VmRSS` (KiB) of a process, from /proc.
+pub fn threads_and_rss(pid: u32) -> (usize, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> usize {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (field("Threads:"), field("VmRSS:"))
+}
+
+/// What one hostile client does, by its index.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// Sends half a head and waits.
+    HalfSent,
+    /// Sends a header line every 300 ms, never the end of the head.
+    SlowWriter,
+    /// Sends `/readyz` requests back to back as fast as the socket takes
+    /// them, reading nothing it does not have to.
+    Pipeliner,
+}
+
+/// `count` hostile clients on `port` until `stop`, spread over a few
+/// threads; each reconnects when the server closes it. Counts connections.
+fn hostile_clients(
+    port: u16,
+    count: usize,
+    stop: Arc<AtomicBool>,
+    opened: Arc<AtomicUsize>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    const THREADS: usize = 4;
+    (0..THREADS)
+        .map(|t| {
+            let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
+            std::thread::spawn(move || {
+                let kinds = [Hostile::HalfSent, Hostile::SlowWriter, Hostile::Pipeliner];
+                let mine: Vec<Hostile> = (t..count).step_by(THREADS).map(|i| kinds[i % 3]).collect();
+                let mut socks: Vec<Option<TcpStream>> = mine.iter().map(|_| None).collect();
+                let pipelined = b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n".repeat(64);
+                let mut sink = [0u8; 16 * 1024];
+                let mut round = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    round += 1;
+                    // At most 25 (re)connections per thread and round: a
+                    // flood, but one that leaves the 2 cores to the others.
+                    let mut connects = 0;
+                    for (kind, slot) in mine.iter().zip(socks.iter_mut()) {
+                        if slot.is_none() {
+                            if connects == 25 {
+                                continue;
+                            }
+                            connects += 1;
+                            let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else { continue };
+                            s.set_nonblocking(true).unwrap();
+                            opened.fetch_add(1, Ordering::Relaxed);
+                            let first: &[u8] = match kind {
+                                Hostile::HalfSent | Hostile::SlowWriter => b"GET /readyz HTTP/1.1\r\nHost: x\r\n",
+                                Hostile::Pipeliner => &pipelined,
+                            };
+                            let _ = (&s).write(first);
+                            *slot = Some(s);
+                            continue;
+                        }
+                        let Some(s) = slot.as_mut() else { continue };
+                        let closed = match s.read(&mut sink) {
+                            Ok(0) => true,
+                            Ok(_) => false,
+                            Err(e) => e.kind() != ErrorKind::WouldBlock,
+                        };
+                        let write_failed = match kind {
+                            Hostile::HalfSent => false,
+                            Hostile::SlowWriter if round.is_multiple_of(6) => {
+                                s.write(b"X-Slow: 1\r\n").is_err_and(|e| e.kind() != ErrorKind::WouldBlock)
+                            }
+                            Hostile::SlowWriter => false,
+                            Hostile::Pipeliner => s.write(&pipelined).is_err_and(|e| e.kind() != ErrorKind::WouldBlock),
+                        };
+                        if closed || write_failed {
+                            *slot = None;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn healthz_answers_fast_while_a_thousand_hostile_clients_hold_the_ops_port() {
+    let w = World::new("ops_hostile");
+    let server = w.start_server();
+    let port = ops_port(&server);
+    let pid = server.child.id();
+    assert_eq!(get(port, "/readyz").0, 200);
+    let (threads_before, rss_before) = threads_and_rss(pid);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    let attackers = hostile_clients(port, 1000, Arc::clone(&stop), Arc::clone(&opened));
+    let (mut slowest, mut max_threads, mut max_rss) = (Duration::ZERO, threads_before, rss_before);
+    let mut answered = 0;
+    let started = Instant::now();
+    // Let the attack build up, then probe as the kubelet would for 6 s.
+    std::thread::sleep(Duration::from_secs(1));
+    while started.elapsed() < Duration::from_secs(7) {
+        let asked = Instant::now();
+        let (status, body) = get(port, "/healthz");
+        let took = asked.elapsed();
+        assert_eq!((status, body.as_str()), (200, "ok\n"));
+        slowest = slowest.max(took);
+        answered += 1;
+        let (threads, rss) = threads_and_rss(pid);
+        (max_threads, max_rss) = (max_threads.max(threads), max_rss.max(rss));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    let opened = opened.load(Ordering::Relaxed);
+    eprintln!(
+        "hostile ops clients: {opened} connections opened in 7 s; /healthz slowest of {answered}: {slowest:?}; \
+         threads {threads_before} -> max {max_threads}; VmRSS {rss_before} -> max {max_rss} KiB"
+    );
+    assert!(opened >= 1000, "the attack reached the port: {opened} connections");
+    assert!(slowest < Duration::from_secs(1), "/healthz took {slowest:?} under attack (the liveness probe waits 1 s)");
+    assert!(max_threads <= threads_before + 2, "threads {threads_before} -> {max_threads}: one per connection?");
+    assert!(max_rss < rss_before + 32 * 1024, "VmRSS {rss_before} -> {max_rss} KiB");
+    assert_eq!(get(port, "/readyz").0, 200, "still ready after the attack");
 }

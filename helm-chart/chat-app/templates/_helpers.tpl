@@ -119,6 +119,10 @@ The Secrets and keys holding the passwords.
 {{- .Values.redis.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
 {{- end }}
 
+{{- define "chat-app.dashboard.secretName" -}}
+{{- .Values.dashboard.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- end }}
+
 {{/*
 Where chatp finds PostgreSQL and Redis: in the release or outside it.
 */}}

@@ -1,0 +1,79 @@
+// The dashboard page's script: a file of its own, as the Content-Security-Policy
+// allows no inline script. Reads /api/status and /api/metrics every 5 s.
+"use strict";
+const REFRESH_MS = 5000;
+const $ = (id) => document.getElementById(id);
+const text = (v) => (v === null || v === undefined ? "–" : String(v));
+const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+function age(created, now) {
+  const t = Date.parse(created);
+  if (!created || isNaN(t)) return "–";
+  let s = Math.max(0, Math.floor(now - t / 1000));
+  if (s < 120) return s + "s";
+  if (s < 7200) return Math.floor(s / 60) + "m";
+  if (s < 172800) return Math.floor(s / 3600) + "h";
+  return Math.floor(s / 86400) + "d";
+}
+function ago(at, now) { return Math.max(0, now - at) + "s ago"; }
+
+function renderStatus(s) {
+  $("updated").textContent = "updated " + new Date(s.at * 1000).toLocaleTimeString();
+  $("online-users").textContent = text(s.online_users);
+  $("registered-users").textContent = text(s.registered_users);
+  $("total-messages").textContent = text(s.total_messages);
+  $("messages-per-second").textContent = s.messages_per_second === null ? "–" : s.messages_per_second.toFixed(1);
+  const d = s.deployment;
+  $("replicas").textContent = d ? d.ready + " / " + d.desired : s.pods.length + " (presence)";
+  $("deployment").innerHTML = d
+    ? `<b>${esc(d.name)}</b>: desired ${d.desired}, ready ${d.ready}, available ${d.available}, updated ${d.updated}`
+    : "Kubernetes not reachable: " + esc(s.health.kubernetes.detail);
+  const notice = $("kube-notice");
+  notice.hidden = !!d;
+  notice.textContent = d ? "" : "Kubernetes: " + s.health.kubernetes.detail + ". Users, messages and pods come from Redis and PostgreSQL.";
+  $("health").innerHTML = Object.entries(s.health).map(([name, c]) =>
+    `<div id="health-${name}"><span class="badge ${c.healthy ? "ok" : "bad"}">${c.healthy ? "healthy" : "unhealthy"}</span> <b>${esc(name)}</b><small>${esc(c.detail)}</small></div>`).join("");
+  $("pods").innerHTML = s.pods.map((p) =>
+    `<tr><td>${esc(p.name)}</td><td>${esc(p.phase)}</td><td>${p.ready ? "yes" : "no"}</td><td>${p.restarts}</td><td>${age(p.created, s.at)}</td><td>${esc(p.node) || "–"}</td><td>${esc(p.ip) || "–"}</td><td>${text(p.sessions)}</td></tr>`).join("")
+    || `<tr><td colspan="8" class="muted">no chat pods</td></tr>`;
+  const a = s.autoscaler;
+  $("autoscaler-last").innerHTML = a.last
+    ? `Last decision ${ago(a.last.at, s.at)}: <code>${esc(a.last.line)}</code>`
+    : "No decision in the last three ticks: " + esc(s.health.autoscaler.detail);
+  $("scale-events").innerHTML = a.events.map((e) =>
+    `<tr><td>${new Date(e.at * 1000).toLocaleTimeString()}</td><td>${esc(e.action)}</td><td>${text(e.users)}</td><td>${text(e.current)} → ${text(e.target)}</td><td><code>${esc(e.line)}</code></td></tr>`).join("")
+    || `<tr><td colspan="5" class="muted">no scale events yet</td></tr>`;
+}
+
+const charts = {};
+function chart(id, series, data) {
+  const el = $(id);
+  const width = Math.max(300, el.clientWidth || 500);
+  if (!charts[id]) {
+    charts[id] = new uPlot({ width, height: 200, series: [{}].concat(series), axes: [{}, { size: 50 }] }, data, el);
+  } else {
+    charts[id].setData(data);
+  }
+  // For tests and people: how many samples the chart holds.
+  el.dataset.points = String(data[0].length);
+}
+function renderMetrics(m) {
+  const p = m.points;
+  const t = p.map((x) => x.at);
+  chart("chart-users", [
+    { label: "online users", stroke: "#2563eb", width: 2 },
+    { label: "pods", stroke: "#16a34a", width: 2 },
+  ], [t, p.map((x) => x.online_users), p.map((x) => x.pods)]);
+  chart("chart-messages", [{ label: "messages/s", stroke: "#9333ea", width: 2 }], [t, p.map((x) => x.messages_per_second)]);
+}
+
+async function refresh() {
+  try {
+    const [status, metrics] = await Promise.all([fetch("/api/status"), fetch("/api/metrics")]);
+    if (status.ok) renderStatus(await status.json());
+    if (metrics.ok) renderMetrics(await metrics.json());
+  } catch (e) {
+    $("updated").textContent = "dashboard not reachable: " + e;
+  }
+}
+refresh();
+setInterval(refresh, REFRESH_MS);
