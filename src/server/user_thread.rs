@@ -217,9 +217,11 @@ impl Drop for Held<'_> {
         if self.drain_first && !std::thread::panicking() {
             self.outbox.drain(LOGOUT_DRAIN);
         }
+        // Counted out before the socket closes: what the client sees last
+        // is the end of its connection, with everything already given back.
+        METRICS.connections.with_label_values(&[self.state]).dec();
         self.slot.release();
         self.outbox.close("session over");
-        METRICS.connections.with_label_values(&[self.state]).dec();
     }
 }
 
