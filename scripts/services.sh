@@ -7,7 +7,8 @@
 #   scripts/services.sh env DIR                    print the env lines
 #
 # DIR/env holds `export` lines for chat_server (DB_HOST, DB_PORT, DB_NAME,
-# DB_USER, DB_PASS, REDIS_HOST, REDIS_PORT), and for TLS tests
+# DB_USER, DB_PASS, REDIS_HOST, REDIS_PORT), a superuser for bootstrap SQL
+# (DB_SUPERUSER, same password), and for TLS tests
 # REDIS_TLS_PORT and CHATP_TEST_CA. A second `start` on the same DIR reuses
 # the data and the ports it chose the first time.
 #
@@ -126,6 +127,15 @@ CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$DB_PASS';
 CREATE DATABASE $DB_NAME OWNER $DB_USER;
 SQL
     fi
+    # A superuser for what only an operator's bootstrap does (the roles of
+    # helm-chart/chat-app/files/roles.sql), kept apart from chatp's own user.
+    as_pg "$bin/psql" -h "$data" -p "$port" -U postgres -d postgres -q -v ON_ERROR_STOP=1 >&2 <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${DB_USER}_admin') THEN
+    CREATE ROLE ${DB_USER}_admin LOGIN SUPERUSER PASSWORD '$DB_PASS';
+  END IF;
+END \$\$;
+SQL
     log "postgres on 127.0.0.1:$port (data $data)"
 }
 
@@ -170,6 +180,7 @@ export DB_PORT=$(port_of pg)
 export DB_NAME=$DB_NAME
 export DB_USER=$DB_USER
 export DB_PASS=$DB_PASS
+export DB_SUPERUSER=${DB_USER}_admin
 export REDIS_HOST=127.0.0.1
 export REDIS_PORT=$(port_of redis)
 export REDIS_TLS_PORT=$(port_of redis-tls)

@@ -200,6 +200,9 @@ pub struct DbConfig {
     /// `DB_SSLROOTCERT`: the CA file (PEM) certificates are checked
     /// against; the system's roots when unset.
     pub sslrootcert: Option<PathBuf>,
+    /// The role that owns the schema and runs the migrations at start
+    /// (`DB_MIGRATION_USER`, `DB_MIGRATION_PASS`); unset: `DB_USER`.
+    pub migration: Option<(String, String)>,
 }
 
 impl DbConfig {
@@ -223,6 +226,9 @@ impl DbConfig {
                 ],
             )?,
             sslrootcert: env.0("DB_SSLROOTCERT").filter(|v| !v.is_empty()).map(PathBuf::from),
+            migration: env.0("DB_MIGRATION_USER")
+                .filter(|v| !v.is_empty())
+                .map(|user| (user, env.0("DB_MIGRATION_PASS").unwrap_or_default())),
         })
     }
 }
@@ -235,6 +241,8 @@ Environment (defaults in brackets):
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
   DB_SSLMODE [prefer]  disable, prefer, require, verify-ca, verify-full
   DB_SSLROOTCERT [system roots]  CA file (PEM) for the verify modes
+  DB_MIGRATION_USER, DB_MIGRATION_PASS [DB_USER]  the schema's owner, for
+                  the migrations at start
   HOSTNAME [chat-server-<pid>]  this pod's id, unique per server process
   BIND_ADDR [0.0.0.0]  MAX_CONNECTIONS [10000]  OUTBOUND_QUEUE [256]
   OUTBOUND_QUEUE_BYTES [262144]  PRESENCE_TTL_SECS [15]

@@ -184,10 +184,24 @@ impl DbManager {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(PostgresConnectionManager::new(target.config.clone(), target.tls.clone()))
             .map_err(StoreError::Unavailable)?;
+        let migrator = match &cfg.migration {
+            Some((user, password)) => {
+                let mut owner = target.clone();
+                owner.config.user(user).password(password);
+                Some(owner.connect().map_err(StoreError::Connect)?)
+            }
+            None => None,
+        };
         let db = DbManager { pool, writer: Arc::new(Writer::start(target)) };
-        db.apply_schema()?;
+        db.apply_schema(migrator)?;
         db.fill_username_keys()?;
         Ok(db)
+    }
+
+    /// Whether `DB_USER` is a PostgreSQL superuser.
+    pub fn is_superuser(&self) -> StoreResult<bool> {
+        let row = self.conn()?.query_one("SELECT rolsuper FROM pg_roles WHERE rolname = current_user", &[])?;
+        Ok(row.get(0))
     }
 
     /// PostgreSQL answers (readiness), within a second.

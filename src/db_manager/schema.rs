@@ -1,6 +1,10 @@
 //! The schema: `schema.sql` applied once per version (recorded in
 //! `chatp_schema`), under a lock shared by pods starting together, and the
-//! one-off fills a migration needs.
+//! one-off fills a migration needs. Its statements run in one transaction,
+//! but for indexes built `CONCURRENTLY` on the original tables, which run
+//! after it, one by one, while writes go on (a build a crash left invalid is
+//! dropped and done again). The migration runs as `DB_MIGRATION_USER` when
+//! that is set (the role that owns the schema), else as `DB_USER`.
 
 use std::time::Duration;
 
@@ -31,29 +35,85 @@ fn recorded_version(c: &mut impl postgres::GenericClient) -> Result<Option<Strin
     Ok(c.query_opt("SELECT version FROM chatp_schema WHERE id = 1", &[])?.map(|r| r.get(0)))
 }
 
-fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Error> {
-    let mut tx = c.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK_KEY])?;
-    // A twin pod may have migrated while we waited for the lock.
-    if recorded_version(&mut tx)?.as_deref() == Some(version) {
-        return tx.commit();
+/// `schema.sql` as statements: (in the transaction, built concurrently).
+fn statements() -> (String, Vec<String>) {
+    let (mut transactional, mut concurrent) = (String::new(), Vec::new());
+    let mut current = String::new();
+    for line in SCHEMA_SQL.lines() {
+        let code = line.trim();
+        if code.starts_with("--") || code.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if code.ends_with(';') {
+            let statement = std::mem::take(&mut current);
+            if statement.contains(" CONCURRENTLY ") {
+                concurrent.push(statement);
+            } else {
+                transactional.push_str(&statement);
+            }
+        }
     }
-    let first_time = recorded_version(&mut tx)?.is_none();
-    // Building an index on a large old table may take long: no statement
-    // timeout here, only a short wait for locks.
+    (transactional, concurrent)
+}
+
+/// The index a `CREATE INDEX CONCURRENTLY IF NOT EXISTS <name> ON ...` builds.
+fn index_name(statement: &str) -> Option<&str> {
+    statement.split_once(" IF NOT EXISTS ")?.1.split_whitespace().next()
+}
+
+fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Error> {
+    // A session lock: the concurrent builds run outside any transaction.
+    c.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK_KEY])?;
+    let result = migrate_locked(c, version);
+    let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK_KEY]);
+    result
+}
+
+fn migrate_locked(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Error> {
+    // A twin pod may have migrated while we waited for the lock.
+    if recorded_version(c)?.as_deref() == Some(version) {
+        return Ok(());
+    }
+    let first_time = recorded_version(c)?.is_none();
+    let (transactional, concurrent) = statements();
+    let mut tx = c.transaction()?;
+    // Only a short wait for table locks: a pod that starts behind a long
+    // transaction gives up and tries again rather than hold up writes.
     tx.batch_execute(&format!("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))?;
-    tx.batch_execute(SCHEMA_SQL)?;
+    tx.batch_execute(&transactional)?;
     if first_time {
         // The Python chatp never set is_read: what it stored counts as read,
         // so unread counts start with chatp.
         tx.execute("UPDATE messages SET is_read = TRUE WHERE is_read IS NOT TRUE", &[])?;
     }
-    tx.execute(
+    tx.commit()?;
+    // Building an index on a large old table may take long; writes go on.
+    c.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")?;
+    for statement in &concurrent {
+        if let Some(name) = index_name(statement) {
+            let invalid: bool = c
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid \
+                     WHERE x.relname = $1 AND NOT i.indisvalid)",
+                    &[&name],
+                )?
+                .get(0);
+            if invalid {
+                log::warn!("index {name} was left invalid by an interrupted build: building it again");
+                c.batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))?;
+            }
+        }
+        c.batch_execute(statement)?;
+    }
+    c.batch_execute("RESET statement_timeout; RESET lock_timeout")?;
+    c.execute(
         "INSERT INTO chatp_schema (id, version) VALUES (1, $1) \
          ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, applied_at = CURRENT_TIMESTAMP",
         &[&version],
     )?;
-    tx.commit()
+    Ok(())
 }
 
 impl DbManager {
@@ -62,15 +122,24 @@ impl DbManager {
     /// [`MIGRATION_LOCK_TIMEOUT`] for a table lock, so a pod that starts
     /// behind a long transaction (or `pg_dump`) never holds up the other
     /// pods' writes; it gives up, waits and tries again.
-    pub(super) fn apply_schema(&self) -> StoreResult<()> {
+    /// `migrator`: a connection as the schema's owner (`DB_MIGRATION_USER`);
+    /// `None`: a pooled one.
+    pub(super) fn apply_schema(&self, mut migrator: Option<postgres::Client>) -> StoreResult<()> {
         let version = schema_version();
         let mut wait = Duration::from_secs(1);
         loop {
-            let mut c = self.conn()?;
-            if recorded_version(&mut *c)?.as_deref() == Some(version.as_str()) {
+            let mut pooled;
+            let c: &mut postgres::Client = match migrator.as_mut() {
+                Some(c) => c,
+                None => {
+                    pooled = self.conn()?;
+                    &mut pooled
+                }
+            };
+            if recorded_version(c)?.as_deref() == Some(version.as_str()) {
                 return Ok(());
             }
-            match migrate(&mut c, &version) {
+            match migrate(c, &version) {
                 Ok(()) => {
                     log::info!("schema.sql applied (version {version})");
                     return Ok(());
@@ -100,5 +169,21 @@ impl DbManager {
              WHERE u.user_id = k.id",
             &[&ids, &keys],
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indexes_on_the_original_tables_are_built_concurrently_outside_the_transaction() {
+        let (transactional, concurrent) = statements();
+        assert!(!transactional.contains("CONCURRENTLY"));
+        assert!(transactional.contains("CREATE TABLE IF NOT EXISTS messages"));
+        let names: Vec<&str> = concurrent.iter().filter_map(|s| index_name(s)).collect();
+        assert_eq!(names.len(), concurrent.len(), "{concurrent:?}");
+        assert!(names.contains(&"idx_messages_history"), "{names:?}");
+        assert!(names.contains(&"idx_users_username_key"), "{names:?}");
     }
 }

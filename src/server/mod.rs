@@ -191,6 +191,14 @@ impl Server {
         let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
         let db = DbManager::connect(&cfg.db, "chat_server")
             .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
+        if db.is_superuser().unwrap_or(false) {
+            warn!(
+                "PostgreSQL user {} is a superuser: a leak of its password gives away the whole server. Run chat_server \
+                 as a role with only the DML it needs (DB_USER) and the migrations as the schema's owner \
+                 (DB_MIGRATION_USER): helm-chart/chat-app/files/roles.sql creates both",
+                cfg.db.user
+            );
+        }
         let pool = redis_store::connect_pool(connector.clone(), REDIS_POOL_SIZE).map_err(redis_err)?;
         let keys = Keys::new(&cfg.redis.key_prefix);
         let presence = Arc::new(Presence::new(pool.clone(), keys.clone(), cfg.pod_id.clone(), cfg.presence_ttl));

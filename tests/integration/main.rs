@@ -24,6 +24,7 @@ mod pods;
 mod private;
 mod proxy;
 mod python_era;
+mod roles;
 mod rollout;
 mod sessions;
 mod slow_client;

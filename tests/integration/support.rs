@@ -81,6 +81,12 @@ impl World {
         pg_client(&self.services, &self.db_name)
     }
 
+    /// This world's database as the test run's superuser (`DB_SUPERUSER`),
+    /// for what only an operator's bootstrap does.
+    pub fn db_as_superuser(&self) -> postgres::Client {
+        pg_client(&Services { db_user: var("DB_SUPERUSER"), ..self.services.clone() }, &self.db_name)
+    }
+
     pub fn redis(&self) -> redis::Connection {
         redis_conn(&self.services)
     }

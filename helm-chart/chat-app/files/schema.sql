@@ -8,7 +8,11 @@
 -- does nothing, and the rows are kept as they are.
 --
 -- Part 2 holds chatp's migrations. They only add: nullable columns the
--- original never inserts into, indexes. They never rename, drop or tighten
+-- original never inserts into, indexes. An index on a table the original
+-- has is built CONCURRENTLY (writes go on during the build): chatp runs
+-- those statements outside the migration's transaction, after it, and
+-- rebuilds one a failed build left invalid; psql runs every statement on
+-- its own, so the file also applies as it is. They never rename, drop or tighten
 -- (NOT NULL, new constraints) anything the original uses, so the same
 -- statements take a fresh database and an old one to the same end state, and
 -- the Python server still runs on the result (README, "Moving from Python
@@ -122,21 +126,21 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS last_login TIMESTAMP;
 --    closed when it is found dead (or when it starts again). NULL on rows
 --    the Python server wrote.
 ALTER TABLE sessions ADD COLUMN IF NOT EXISTS pod_id VARCHAR(253);
-CREATE INDEX IF NOT EXISTS idx_sessions_active_pod ON sessions(pod_id) WHERE is_active;
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_sessions_active_pod ON sessions(pod_id) WHERE is_active;
 
 -- 3. History, as the original reads it (newest first by timestamp, the last
 --    50), with the row id breaking ties between messages committed together:
 --    one index scan per conversation, group or the channel.
-CREATE INDEX IF NOT EXISTS idx_messages_history ON messages(conversation_id, timestamp, message_id);
-CREATE INDEX IF NOT EXISTS idx_broadcast_history ON broadcast_messages(timestamp, broadcast_id);
-CREATE INDEX IF NOT EXISTS idx_group_messages_history ON group_messages(group_id, timestamp, message_id);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_messages_history ON messages(conversation_id, timestamp, message_id);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_broadcast_history ON broadcast_messages(timestamp, broadcast_id);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_group_messages_history ON group_messages(group_id, timestamp, message_id);
 
 -- 4. New usernames are unique as people read them: the key is the name after
 --    Unicode NFKC, without invisible characters, in lower case (computed by
 --    chatp, filled in at start-up for rows it did not write). Not a unique
 --    index: an old database may already hold "Alice" and "alice".
 ALTER TABLE users ADD COLUMN IF NOT EXISTS username_key TEXT;
-CREATE INDEX IF NOT EXISTS idx_users_username_key ON users(username_key);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_username_key ON users(username_key);
 
 -- 5. Which schema.sql a database has had applied (a digest of this file,
 --    written by chatp after the rest succeeded): a pod that finds its own
