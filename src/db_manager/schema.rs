@@ -58,6 +58,27 @@ fn statements() -> (String, Vec<String>) {
     (transactional, concurrent)
 }
 
+/// Rows updated per statement by the first migration's fill, so that no
+/// row lock or statement lasts long on a large table.
+const FILL_BATCH: i32 = 10_000;
+
+/// The Python chatp never set `is_read`: what it stored counts as read, so
+/// unread counts start with chatp. In batches of ids, each committed alone
+/// (the writes of a running Python server or chatp pod go on meanwhile);
+/// done again in full if interrupted, since the version is recorded last.
+fn mark_python_messages_read(c: &mut postgres::Client) -> Result<(), postgres::Error> {
+    let last: i32 = c.query_one("SELECT COALESCE(MAX(message_id), 0) FROM messages", &[])?.get(0);
+    let mut from = 0;
+    while from < last {
+        c.execute(
+            "UPDATE messages SET is_read = TRUE WHERE message_id > $1 AND message_id <= $2 AND is_read IS NOT TRUE",
+            &[&from, &from.saturating_add(FILL_BATCH)],
+        )?;
+        from = from.saturating_add(FILL_BATCH);
+    }
+    Ok(())
+}
+
 /// The index a `CREATE INDEX CONCURRENTLY IF NOT EXISTS <name> ON ...` builds.
 fn index_name(statement: &str) -> Option<&str> {
     statement.split_once(" IF NOT EXISTS ")?.1.split_whitespace().next()
@@ -83,14 +104,14 @@ fn migrate_locked(c: &mut postgres::Client, version: &str) -> Result<(), postgre
     // transaction gives up and tries again rather than hold up writes.
     tx.batch_execute(&format!("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))?;
     tx.batch_execute(&transactional)?;
-    if first_time {
-        // The Python chatp never set is_read: what it stored counts as read,
-        // so unread counts start with chatp.
-        tx.execute("UPDATE messages SET is_read = TRUE WHERE is_read IS NOT TRUE", &[])?;
-    }
+    // Committed at once: its ALTER TABLEs lock their tables (and, through
+    // the foreign keys, every insert that names a user) until then.
     tx.commit()?;
     // Building an index on a large old table may take long; writes go on.
     c.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0")?;
+    if first_time {
+        mark_python_messages_read(c)?;
+    }
     for statement in &concurrent {
         if let Some(name) = index_name(statement) {
             let invalid: bool = c
