@@ -3,7 +3,7 @@
 //! never a line per sample. A Kubernetes API that is not configured is not
 //! a failure and is not logged here (the start line says it).
 
-use log::{info, warn};
+use log::warn;
 
 use super::sample::Health;
 
@@ -51,12 +51,13 @@ impl HealthLog {
         changes
     }
 
-    /// [`observe`](Self::observe), then logs the changes.
+    /// [`observe`](Self::observe), then logs the changes: both at `WARN`,
+    /// so that a log kept at that level (`scripts/run.sh` runs the
+    /// dashboard with `LOG_LEVEL=warn`) never shows a source down for good.
     pub fn log(&mut self, health: &Health, kube_configured: bool) {
         for change in self.observe(health, kube_configured) {
             match change {
-                Change::Down(line) => warn!("{line}"),
-                Change::Back(line) => info!("{line}"),
+                Change::Down(line) | Change::Back(line) => warn!("{line}"),
             }
         }
     }
