@@ -57,11 +57,13 @@ function renderStatus(s) {
 }
 
 const charts = {};
-function chart(id, series, data) {
+function chart(id, series, data, scales) {
   const el = $(id);
   const width = Math.max(300, el.clientWidth || 500);
   if (!charts[id]) {
-    charts[id] = new uPlot({ width, height: 200, series: [{}].concat(series), axes: [{}, { size: 50 }] }, data, el);
+    const opts = { width, height: 200, series: [{}].concat(series), axes: [{}, { size: 50 }] };
+    if (scales) opts.scales = scales;
+    charts[id] = new uPlot(opts, data, el);
   } else {
     charts[id].setData(data);
   }
@@ -79,7 +81,9 @@ function renderMetrics(m) {
   chart("chart-scaling", [
     { label: "desired replicas", stroke: "#d97706", width: 2, dash: [6, 4] },
     { label: "ready replicas", stroke: "#16a34a", width: 2 },
-  ], [t, p.map((x) => x.desired_replicas), p.map((x) => x.ready_replicas ?? x.pods)]);
+  ], [t, p.map((x) => x.desired_replicas), p.map((x) => x.ready_replicas ?? x.pods)],
+  // Whole replicas from 0, one above the highest.
+  { y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max ?? 0) + 1)] } });
   chart("chart-messages", [{ label: "messages/s", stroke: "#9333ea", width: 2 }], [t, p.map((x) => x.messages_per_second)]);
 }
 
