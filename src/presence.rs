@@ -214,6 +214,25 @@ return out
     ))
 });
 
+/// The names of the users with a session on a pod whose heartbeat is
+/// alive, read-only. KEYS: pods. ARGV: alive and pod users templates.
+static LIVE_NAMES: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{LUA_FILL}{}",
+        r#"
+local out, seen = {}, {}
+for _, pod in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', fill(ARGV[1], pod)) == 1 then
+    for _, u in ipairs(redis.call('HKEYS', fill(ARGV[2], pod))) do
+      if not seen[u] then seen[u] = true; table.insert(out, u) end
+    end
+  end
+end
+return out
+"#
+    ))
+});
+
 /// Counts the users with a live session on any pod, for the autoscaler:
 /// one connection of its own, opened again after any failure.
 pub struct OnlineCounter {
@@ -255,6 +274,22 @@ impl OnlineCounter {
                 _ => None,
             })
             .collect())
+    }
+
+    /// The names of the users online on a pod with a heartbeat, sorted
+    /// (the dashboard's list), read-only.
+    pub fn online_names(&mut self) -> RedisResult<Vec<String>> {
+        self.connect()?;
+        let conn = self.conn.as_mut().expect("connected above");
+        let names: RedisResult<Vec<String>> = LIVE_NAMES
+            .key(self.keys.pods())
+            .arg(self.keys.pod_alive(PLACEHOLDER))
+            .arg(self.keys.pod_users(PLACEHOLDER))
+            .invoke(conn)
+            .map_err(failed("reading the names online"));
+        let mut names = names.inspect_err(|_| self.conn = None)?;
+        names.sort();
+        Ok(names)
     }
 
     /// Runs `f` on the counter's connection (opened if needed; dropped

@@ -32,6 +32,11 @@ pub struct DashboardConfig {
     /// (`DASHBOARD_ALLOWED_HOSTS`, comma-separated, empty); IP literals are
     /// always accepted. Lower case, without a trailing dot.
     pub allowed_hosts: Vec<String>,
+    /// Whether the page and `/api/status` list the users online by name
+    /// (`DASHBOARD_USER_NAMES`, on or off). By default on, but off when
+    /// the dashboard has no login and listens beyond loopback: who can
+    /// reach it there is not known, and names are personal data.
+    pub user_names: bool,
     pub log_level: log::LevelFilter,
 }
 
@@ -61,6 +66,8 @@ chat_server, and
       /healthz stays open
   DASHBOARD_ALLOWED_HOSTS [empty]   host names (comma-separated) accepted
       in the Host header besides localhost; IP addresses always are
+  DASHBOARD_USER_NAMES [on; off without a login beyond loopback]   list
+      the users online by name
   SAMPLE_SECS [5]  HISTORY_SAMPLES [120]  LOG_LEVEL [info]";
 
 impl DashboardConfig {
@@ -72,6 +79,12 @@ impl DashboardConfig {
         let configured = |n: &str| env.0(n).is_some_and(|v| !v.is_empty());
         let in_pod = configured("KUBERNETES_SERVICE_HOST");
         let kube = if configured("KUBE_API_URL") || in_pod { Some(KubeTarget::from_lookup(env)?) } else { None };
+        let bind_addr = env.string("BIND_ADDR", if in_pod { "0.0.0.0" } else { "127.0.0.1" });
+        let login = env.0("DASHBOARD_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(|password| Login { user: env.string("DASHBOARD_USER", "admin"), password });
+        let loopback =
+            bind_addr == "localhost" || bind_addr.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
         Ok(DashboardConfig {
             db: DbConfig::from_lookup(env)?,
             redis: RedisConfig::from_lookup(env)?,
@@ -79,13 +92,12 @@ impl DashboardConfig {
             namespace: env.string("NAMESPACE", "chat-app"),
             deployment: env.string("DEPLOYMENT_NAME", "chat-server"),
             // Outside a pod nothing in front of it decides who reaches it.
-            bind_addr: env.string("BIND_ADDR", if in_pod { "0.0.0.0" } else { "127.0.0.1" }),
+            bind_addr,
             port: env.parsed("DASHBOARD_PORT", 8080, "a port number")?,
             sample_every: Duration::from_secs(env.positive("SAMPLE_SECS", 5)?),
             history: env.positive("HISTORY_SAMPLES", 120)? as usize,
-            login: env.0("DASHBOARD_PASSWORD")
-                .filter(|p| !p.is_empty())
-                .map(|password| Login { user: env.string("DASHBOARD_USER", "admin"), password }),
+            user_names: env.switch("DASHBOARD_USER_NAMES", login.is_some() || loopback)?,
+            login,
             allowed_hosts: env
                 .string("DASHBOARD_ALLOWED_HOSTS", "")
                 .split(',')
@@ -127,5 +139,16 @@ mod tests {
         assert_eq!(c.allowed_hosts, ["dash.example.org", "chat-dashboard"]);
         let c = config(&[("DASHBOARD_PASSWORD", "p"), ("DASHBOARD_USER", "ops")]);
         assert_eq!(c.login.unwrap().user, "ops");
+    }
+
+    #[test]
+    fn names_of_users_hidden_by_default_only_without_a_login_beyond_loopback() {
+        assert!(config(&[]).user_names, "loopback");
+        assert!(config(&[("BIND_ADDR", "::1")]).user_names);
+        assert!(!config(&[("BIND_ADDR", "0.0.0.0")]).user_names, "no login, reachable from elsewhere");
+        assert!(!config(&[("KUBERNETES_SERVICE_HOST", "10.96.0.1")]).user_names);
+        assert!(config(&[("BIND_ADDR", "0.0.0.0"), ("DASHBOARD_PASSWORD", "p")]).user_names, "a login");
+        assert!(config(&[("BIND_ADDR", "0.0.0.0"), ("DASHBOARD_USER_NAMES", "on")]).user_names);
+        assert!(!config(&[("DASHBOARD_PASSWORD", "p"), ("DASHBOARD_USER_NAMES", "off")]).user_names);
     }
 }

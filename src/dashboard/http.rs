@@ -78,7 +78,13 @@ fn answer(path: &str, state: &Mutex<State>, sample_every: Duration) -> Response 
         "/assets/uPlot.LICENSE" => Response::text(200, UPLOT_LICENSE),
         "/healthz" => Response::text(200, "ok\n"),
         "/api/status" => match &state.latest {
-            Some(s) => json(200, serde_json::to_string(s).unwrap_or_default()),
+            Some(s) => {
+                let mut body = serde_json::to_value(s).unwrap_or_default();
+                // The dashboard's own, at the time of the request.
+                body["started_at"] = state.started_at.into();
+                body["uptime_seconds"] = state.started.elapsed().as_secs().into();
+                json(200, body.to_string())
+            }
             None => json(503, json!({"error": "no sample yet"}).to_string()),
         },
         "/api/metrics" => {

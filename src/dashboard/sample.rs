@@ -62,6 +62,10 @@ pub struct Snapshot {
     /// Unix seconds.
     pub at: u64,
     pub online_users: Option<usize>,
+    /// The users online by name, sorted; `None` when Redis failed or
+    /// `DASHBOARD_USER_NAMES` is off (then `user_names_shown` is false).
+    pub online_user_names: Option<Vec<String>>,
+    pub user_names_shown: bool,
     pub registered_users: Option<i64>,
     pub total_messages: Option<i64>,
     pub totals: Option<Totals>,
@@ -80,6 +84,7 @@ pub struct Sources {
     counter: OnlineCounter,
     kube: Option<Result<KubeApi, String>>,
     previous: Option<(u64, i64)>,
+    user_names: bool,
 }
 
 fn now_secs() -> u64 {
@@ -99,7 +104,14 @@ impl Sources {
             counter: OnlineCounter::new(connector, Keys::new(&cfg.redis.key_prefix)),
             kube,
             previous: None,
+            user_names: cfg.user_names,
         })
+    }
+
+    /// Whether a Kubernetes API is configured (in a cluster, or
+    /// `KUBE_API_URL`).
+    pub fn kube_configured(&self) -> bool {
+        self.kube.is_some()
     }
 
     /// Takes one sample.
@@ -108,9 +120,13 @@ impl Sources {
         let online = self.counter.count();
         let sessions = self.counter.sessions_per_pod();
         let reports = self.counter.with_conn(report::read);
-        let redis = match (&online, &sessions, &reports) {
-            (Ok(n), Ok(pods), Ok(_)) => Check::ok(format!("{n} users online on {} pods", pods.len())),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Check::failed(e.to_string()),
+        let names = if self.user_names { Some(self.counter.online_names()) } else { None };
+        let names_failed = names.as_ref().and_then(|n| n.as_ref().err());
+        let redis = match (&online, &sessions, &reports, names_failed) {
+            (Ok(n), Ok(pods), Ok(_), None) => Check::ok(format!("{n} users online on {} pods", pods.len())),
+            (Err(e), _, _, _) | (_, Err(e), _, _) | (_, _, Err(e), _) | (_, _, _, Some(e)) => {
+                Check::failed(e.to_string())
+            }
         };
         let totals = self.totals();
         let postgresql = match &totals {
@@ -156,6 +172,8 @@ impl Sources {
         Snapshot {
             at,
             online_users: online.ok(),
+            online_user_names: names.and_then(Result::ok),
+            user_names_shown: self.user_names,
             registered_users: totals.as_ref().ok().map(|t| t.registered_users),
             total_messages: totals.as_ref().ok().map(|t| t.messages),
             totals: totals.ok(),

@@ -9,13 +9,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::fake_kube::FakeKube;
 use crate::ops::get;
-use crate::support::{unique, World};
+use crate::support::{services, unique, PrivateService, Services, World};
 
 const NAMESPACE: &str = "chat-app";
 const DEPLOYMENT: &str = "chat-server";
@@ -25,6 +26,8 @@ struct DashboardProc {
     port: u16,
     /// The address it logged it listens on.
     addr: String,
+    /// Its log, line by line.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Drop for DashboardProc {
@@ -63,16 +66,32 @@ impl DashboardProc {
         let mut child = cmd.spawn().expect("spawn chat_dashboard");
         let (tx, rx) = crossbeam_channel::bounded(1);
         let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("dashboard on http://").nth(1) {
                     let _ = tx.send(addr.split('/').next().unwrap().to_string());
                 }
+                log2.lock().unwrap().push(line);
             }
         });
         let addr = rx.recv_timeout(Duration::from_secs(30)).expect("chat_dashboard started");
         let port = addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-        DashboardProc { child, port, addr }
+        DashboardProc { child, port, addr, log }
+    }
+
+    /// The log lines containing every one of `words`.
+    fn log_lines(&self, words: &[&str]) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| words.iter().all(|w| l.contains(w))).cloned().collect()
+    }
+
+    /// Waits for `n` more samples.
+    fn wait_samples(&self, n: u64) {
+        let (_, status) = self.json("/api/status");
+        let at = status["at"].as_u64().unwrap();
+        self.wait_status("more samples", |s| s["at"].as_u64() >= Some(at + n));
     }
 
     fn json(&self, path: &str) -> (u16, Value) {
@@ -240,6 +259,10 @@ fn without_kubernetes_the_dashboard_shows_presence_and_says_so() {
     assert_eq!(element_text(&dom, "online-users"), Some("1"));
     assert!(dom.contains("Kubernetes: not configured"), "{dom}");
     assert_eq!(element_text(&dom, "replicas"), Some("1 (presence)"));
+    // Not configured is not "not reachable".
+    let deployment = element_text(&dom, "deployment").unwrap();
+    assert!(deployment.starts_with("Kubernetes: not configured"), "{deployment}");
+    assert!(!dom.contains("not reachable"), "{deployment}");
 }
 
 /// One request with these header lines: (status, head, body).
@@ -321,4 +344,121 @@ fn the_dashboard_listens_on_loopback_by_default_outside_kubernetes() {
     let dash = DashboardProc::start_with(&w, None, &[("BIND_ADDR", None)]);
     assert!(dash.addr.starts_with("127.0.0.1:"), "listens on {}", dash.addr);
     assert_eq!(get(dash.port, "/healthz").0, 200);
+}
+
+/// The attribute `name` of the element with `id`.
+fn attribute(dom: &str, id: &str, name: &str) -> String {
+    let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the page"));
+    let tag_start = dom[..start].rfind('<').unwrap();
+    let tag = &dom[tag_start..start + dom[start..].find('>').unwrap()];
+    let value = tag.split(&format!(" {name}=\"")).nth(1).and_then(|v| v.split('"').next());
+    value.unwrap_or_else(|| panic!("no {name} on #{id}: {tag}")).to_string()
+}
+
+#[test]
+fn the_dashboard_shows_its_uptime_the_pod_scaling_and_who_is_online_by_name() {
+    let w = World::new("dashboard_features");
+    let server = w.start_server();
+    let mut names: Vec<String> = ["zoe", "adam"].iter().map(|n| unique(n)).collect();
+    let mut clients = Vec::new();
+    for name in &names {
+        let mut c = server.connect();
+        c.signup(name, "pw");
+        clients.push(c);
+    }
+    names.sort();
+    // Three replicas desired, one of them ready; later two.
+    let kube = FakeKube::http(NAMESPACE, DEPLOYMENT, 3);
+    kube.set_pods(&[(&server.pod_id, true), ("chat-server-b", false), ("chat-server-c", false)]);
+    let dash = DashboardProc::start(&w, Some(&kube));
+    let status = dash.wait_status("both users", |s| s["online_users"] == 2);
+    assert_eq!(status["online_user_names"], serde_json::json!(names), "{status:#}");
+    assert_eq!(status["user_names_shown"], true);
+    let uptime = status["uptime_seconds"].as_u64().unwrap_or_else(|| panic!("no uptime: {status:#}"));
+    assert!(status["started_at"].as_u64().is_some_and(|t| t <= status["at"].as_u64().unwrap()), "{status:#}");
+    dash.wait_samples(1);
+    kube.set_pods(&[(&server.pod_id, true), ("chat-server-b", true), ("chat-server-c", false)]);
+    dash.wait_status("two ready", |s| s["deployment"]["ready"] == 2);
+    dash.wait_samples(1);
+    let (_, later) = dash.json("/api/status");
+    assert!(later["uptime_seconds"].as_u64() > Some(uptime), "uptime grows: {uptime} then {}", later["uptime_seconds"]);
+
+    // Both series over time, with the fake's values.
+    let (_, metrics) = dash.json("/api/metrics");
+    let points = metrics["points"].as_array().unwrap();
+    let replicas: Vec<(u64, u64)> = points
+        .iter()
+        .map(|p| (p["desired_replicas"].as_u64().unwrap(), p["ready_replicas"].as_u64().unwrap()))
+        .collect();
+    assert!(replicas.contains(&(3, 1)) && replicas.ends_with(&[(3, 2)]), "{replicas:?}");
+
+    let dom = chromium(&["--dump-dom", &format!("http://127.0.0.1:{}/", dash.port)]);
+    assert_eq!(attribute(&dom, "chart-scaling", "data-series"), "desired replicas,ready replicas", "{dom}");
+    assert_eq!(attribute(&dom, "chart-scaling", "data-latest"), "3,2");
+    assert!(chart_points(&dom, "chart-scaling") >= 3);
+    let shown = element_text(&dom, "uptime").unwrap();
+    let seconds = |s: &str| s.strip_suffix('s').and_then(|n| n.parse::<u64>().ok());
+    assert!(seconds(shown).is_some_and(|s| s >= uptime), "uptime card: {shown:?}");
+    let list = dom.split("id=\"online-names\"").nth(1).unwrap().split("</ul>").next().unwrap();
+    let listed: Vec<&str> = list.split("<li>").skip(1).map(|li| li.split("</li>").next().unwrap()).collect();
+    assert_eq!(listed, names, "users online by name: {list}");
+}
+
+#[test]
+fn names_are_hidden_without_a_login_beyond_loopback_unless_turned_on() {
+    let w = World::new("dashboard_names");
+    let server = w.start_server();
+    let name = unique("private");
+    let mut c = server.connect();
+    c.signup(&name, "pw");
+    let dash = DashboardProc::start_with(&w, None, &[("BIND_ADDR", Some("0.0.0.0"))]);
+    let status = dash.wait_status("the user", |s| s["online_users"] == 1);
+    assert_eq!((status["user_names_shown"].clone(), status["online_user_names"].clone()), (false.into(), Value::Null));
+    assert!(!get(dash.port, "/api/status").1.contains(&name));
+    let dom = chromium(&["--dump-dom", &format!("http://127.0.0.1:{}/", dash.port)]);
+    assert!(!dom.contains(&name), "{dom}");
+    assert!(element_text(&dom, "online-names-note").unwrap().contains("DASHBOARD_USER_NAMES"), "{dom}");
+    drop(dash);
+    let vars = [("BIND_ADDR", Some("0.0.0.0")), ("DASHBOARD_USER_NAMES", Some("on"))];
+    let dash = DashboardProc::start_with(&w, None, &vars);
+    let status = dash.wait_status("the user", |s| s["online_users"] == 1);
+    assert_eq!(status["online_user_names"], serde_json::json!([name]));
+}
+
+#[test]
+fn a_redis_stopped_then_started_is_logged_once_down_and_once_back() {
+    let (redis, port) = PrivateService::start("redis");
+    let w = World::on(Services { redis_port: port, ..services() }, "dashboard_redis");
+    let dash = DashboardProc::start(&w, None);
+    dash.wait_status("Redis up", |s| s["health"]["redis"]["healthy"] == true);
+    redis.run("stop");
+    dash.wait_status("Redis down", |s| s["health"]["redis"]["healthy"] == false);
+    dash.wait_samples(4);
+    assert_eq!(dash.log_lines(&["Redis down"]).len(), 1, "{:#?}", dash.log.lock().unwrap());
+    redis.run("start");
+    dash.wait_status("Redis back", |s| s["health"]["redis"]["healthy"] == true);
+    dash.wait_samples(4);
+    let (down, back) = (dash.log_lines(&["Redis down"]), dash.log_lines(&["Redis back up"]));
+    assert_eq!((down.len(), back.len()), (1, 1), "{:#?}", dash.log.lock().unwrap());
+    let cause = down[0].split("Redis down: ").nth(1).unwrap_or_default();
+    assert!(down[0].contains("WARN") && cause.contains("Redis failed while"), "the cause: {}", down[0]);
+    assert!(dash.log_lines(&["PostgreSQL"]).is_empty(), "PostgreSQL never went down");
+}
+
+#[test]
+fn a_kubernetes_api_down_is_said_once_in_the_page_and_in_the_log() {
+    let w = World::new("dashboard_kube_down");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}");
+    let dash = DashboardProc::start_with(&w, None, &[("BIND_ADDR", Some("127.0.0.1")), ("KUBE_API_URL", Some(&url))]);
+    let status = dash.wait_status("a sample", |s| s["health"]["kubernetes"]["healthy"] == false);
+    let detail = status["health"]["kubernetes"]["detail"].as_str().unwrap();
+    assert_eq!(detail.matches("not reachable").count(), 1, "{detail}");
+    dash.wait_samples(3);
+    let dom = chromium(&["--dump-dom", &format!("http://127.0.0.1:{}/", dash.port)]);
+    let deployment = element_text(&dom, "deployment").unwrap();
+    assert!(deployment.starts_with("Kubernetes: not reachable: "), "{deployment}");
+    assert_eq!(deployment.matches("not reachable").count(), 1, "{deployment}");
+    assert_eq!(dash.log_lines(&["Kubernetes API down: not reachable"]).len(), 1, "{:#?}", dash.log.lock().unwrap());
 }

@@ -15,18 +15,25 @@ function age(created, now) {
   return Math.floor(s / 86400) + "d";
 }
 function ago(at, now) { return Math.max(0, now - at) + "s ago"; }
+function duration(s) {
+  if (s < 60) return s + "s";
+  if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
+  if (s < 86400) return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
+  return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
+}
 
 function renderStatus(s) {
   $("updated").textContent = "updated " + new Date(s.at * 1000).toLocaleTimeString();
   $("online-users").textContent = text(s.online_users);
   $("registered-users").textContent = text(s.registered_users);
   $("total-messages").textContent = text(s.total_messages);
+  $("uptime").textContent = duration(s.uptime_seconds);
   $("messages-per-second").textContent = s.messages_per_second === null ? "–" : s.messages_per_second.toFixed(1);
   const d = s.deployment;
   $("replicas").textContent = d ? d.ready + " / " + d.desired : s.pods.length + " (presence)";
   $("deployment").innerHTML = d
     ? `<b>${esc(d.name)}</b>: desired ${d.desired}, ready ${d.ready}, available ${d.available}, updated ${d.updated}`
-    : "Kubernetes not reachable: " + esc(s.health.kubernetes.detail);
+    : "Kubernetes: " + esc(s.health.kubernetes.detail);
   const notice = $("kube-notice");
   notice.hidden = !!d;
   notice.textContent = d ? "" : "Kubernetes: " + s.health.kubernetes.detail + ". Users, messages and pods come from Redis and PostgreSQL.";
@@ -35,6 +42,11 @@ function renderStatus(s) {
   $("pods").innerHTML = s.pods.map((p) =>
     `<tr><td>${esc(p.name)}</td><td>${esc(p.phase)}</td><td>${p.ready ? "yes" : "no"}</td><td>${p.restarts}</td><td>${age(p.created, s.at)}</td><td>${esc(p.node) || "–"}</td><td>${esc(p.ip) || "–"}</td><td>${text(p.sessions)}</td></tr>`).join("")
     || `<tr><td colspan="8" class="muted">no chat pods</td></tr>`;
+  const names = s.online_user_names;
+  $("online-names-note").textContent = !s.user_names_shown
+    ? "Names hidden: DASHBOARD_USER_NAMES is off (by default without a login beyond loopback)."
+    : names === null ? "Names unknown: Redis did not answer." : names.length === 0 ? "Nobody online." : names.length + " online:";
+  $("online-names").innerHTML = (names || []).map((n) => `<li>${esc(n)}</li>`).join("");
   const a = s.autoscaler;
   $("autoscaler-last").innerHTML = a.last
     ? `Last decision ${ago(a.last.at, s.at)}: <code>${esc(a.last.line)}</code>`
@@ -45,24 +57,33 @@ function renderStatus(s) {
 }
 
 const charts = {};
-function chart(id, series, data) {
+function chart(id, series, data, scales) {
   const el = $(id);
   const width = Math.max(300, el.clientWidth || 500);
   if (!charts[id]) {
-    charts[id] = new uPlot({ width, height: 200, series: [{}].concat(series), axes: [{}, { size: 50 }] }, data, el);
+    const opts = { width, height: 200, series: [{}].concat(series), axes: [{}, { size: 50 }] };
+    if (scales) opts.scales = scales;
+    charts[id] = new uPlot(opts, data, el);
   } else {
     charts[id].setData(data);
   }
-  // For tests and people: how many samples the chart holds.
+  // For tests and people: how many samples the chart holds, its series and
+  // their latest values.
   el.dataset.points = String(data[0].length);
+  el.dataset.series = series.map((x) => x.label).join(",");
+  el.dataset.latest = data.slice(1).map((d) => text(d[d.length - 1])).join(",");
 }
 function renderMetrics(m) {
   const p = m.points;
   const t = p.map((x) => x.at);
-  chart("chart-users", [
-    { label: "online users", stroke: "#2563eb", width: 2 },
-    { label: "pods", stroke: "#16a34a", width: 2 },
-  ], [t, p.map((x) => x.online_users), p.map((x) => x.pods)]);
+  chart("chart-users", [{ label: "online users", stroke: "#2563eb", width: 2 }], [t, p.map((x) => x.online_users)]);
+  // Without the Kubernetes API: the pods with a heartbeat as the ready ones.
+  chart("chart-scaling", [
+    { label: "desired replicas", stroke: "#d97706", width: 2, dash: [6, 4] },
+    { label: "ready replicas", stroke: "#16a34a", width: 2 },
+  ], [t, p.map((x) => x.desired_replicas), p.map((x) => x.ready_replicas ?? x.pods)],
+  // Whole replicas from 0, one above the highest.
+  { y: { range: (u, min, max) => [0, Math.max(1, Math.ceil(max ?? 0) + 1)] } });
   chart("chart-messages", [{ label: "messages/s", stroke: "#9333ea", width: 2 }], [t, p.map((x) => x.messages_per_second)]);
 }
 
