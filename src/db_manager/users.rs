@@ -173,8 +173,9 @@ impl DbManager {
     }
 
     /// Deletes ended `sessions` rows that ended more than `retention_secs`
-    /// ago, and beyond each user's newest [`ENDED_SESSIONS_KEPT`]; and
-    /// resume tokens that have expired. How many of each.
+    /// ago, and beyond each user's newest [`ENDED_SESSIONS_KEPT`]; resume
+    /// tokens that have expired (how many of each); and the message
+    /// writer's marks older than an hour.
     pub fn purge_ended_sessions(&self, retention_secs: i64) -> StoreResult<(u64, u64)> {
         let mut c = self.conn()?;
         let sessions = c.execute(
@@ -186,6 +187,8 @@ impl DbManager {
             &[&(retention_secs as f64), &ENDED_SESSIONS_KEPT],
         )?;
         let tokens = c.execute("DELETE FROM chatp_resume_tokens WHERE expires_at < CURRENT_TIMESTAMP", &[])?;
+        // The writer's marks are read within seconds of their write, if ever.
+        c.execute("DELETE FROM chatp_write_marks WHERE written_at < CURRENT_TIMESTAMP - interval '1 hour'", &[])?;
         Ok((sessions, tokens))
     }
 

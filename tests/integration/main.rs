@@ -19,6 +19,7 @@ mod defence;
 mod faults;
 mod framing;
 mod groups;
+mod in_doubt;
 pub mod ops;
 mod pods;
 mod private;

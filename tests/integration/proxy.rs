@@ -21,6 +21,18 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     /// Frozen sockets, kept open until the proxy is dropped.
     held: Arc<Mutex<Vec<TcpStream>>>,
+    /// A cut armed by [`Proxy::cut_on`], taken by the first connection
+    /// whose client sends its pattern.
+    cut: Arc<Mutex<Option<Cut>>>,
+}
+
+/// Where a connection is cut: when its client sends `pattern`, the client
+/// side is closed; `forward`: the bytes reach the server first (what they
+/// ask may be done, its answer never arrives); else they are dropped.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    pub pattern: Vec<u8>,
+    pub forward: bool,
 }
 
 fn small_rcvbuf(fd: i32) {
@@ -49,12 +61,14 @@ impl Proxy {
             accepted: Arc::new(AtomicU64::new(0)),
             stop: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(Vec::new())),
+            cut: Arc::default(),
         };
-        let (frozen_below, accepted, stop, held) = (
+        let (frozen_below, accepted, stop, held, cut) = (
             Arc::clone(&proxy.frozen_below),
             Arc::clone(&proxy.accepted),
             Arc::clone(&proxy.stop),
             Arc::clone(&proxy.held),
+            Arc::clone(&proxy.cut),
         );
         std::thread::spawn(move || {
             let mut next = 0;
@@ -69,10 +83,14 @@ impl Proxy {
                 });
                 let Some(server) = server else { continue };
                 let n = accepted.fetch_add(1, Ordering::SeqCst);
-                for (from, to) in [(&client, &server), (&server, &client)] {
+                let dead = Arc::new(AtomicBool::new(false));
+                for (from, to, upstream) in [(&client, &server, true), (&server, &client, false)] {
                     let (from, to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
                     let (frozen_below, stop, held) = (Arc::clone(&frozen_below), Arc::clone(&stop), Arc::clone(&held));
-                    std::thread::spawn(move || pump(n, from, to, &frozen_below, &stop, &held));
+                    let (cut, dead) = (upstream.then(|| Arc::clone(&cut)), Arc::clone(&dead));
+                    std::thread::spawn(move || {
+                        pump(n, from, to, &Flags { frozen_below: &frozen_below, stop: &stop, held: &held, cut, dead })
+                    });
                 }
             }
         });
@@ -83,20 +101,40 @@ impl Proxy {
     pub fn freeze(&self) {
         self.frozen_below.store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
     }
+
+    /// Arms a cut: the first connection whose client sends `cut.pattern`.
+    pub fn cut_on(&self, cut: Cut) {
+        *self.cut.lock().unwrap() = Some(cut);
+    }
 }
 
-fn pump(
-    n: u64,
-    mut from: TcpStream,
-    mut to: TcpStream,
-    frozen_below: &AtomicU64,
-    stop: &AtomicBool,
-    held: &Mutex<Vec<TcpStream>>,
-) {
+/// What a pump shares with the proxy and its twin.
+struct Flags<'a> {
+    frozen_below: &'a AtomicU64,
+    stop: &'a AtomicBool,
+    held: &'a Mutex<Vec<TcpStream>>,
+    /// The client-to-server pump: the cut it may take.
+    cut: Option<Arc<Mutex<Option<Cut>>>>,
+    /// The connection was cut: nothing more goes to the client.
+    dead: Arc<AtomicBool>,
+}
+
+fn pump(n: u64, mut from: TcpStream, mut to: TcpStream, f: &Flags<'_>) {
+    let (frozen_below, stop, held) = (f.frozen_below, f.stop, f.held);
     from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let mut buf = [0u8; 16 * 1024];
     loop {
         if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if f.dead.load(Ordering::SeqCst) {
+            // Cut: the client's side is closed; the server's answer (if
+            // any) is read and dropped, then that side closes too.
+            if f.cut.is_none() {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            let _ = from.shutdown(Shutdown::Both);
+            let _ = to.shutdown(Shutdown::Both);
             return;
         }
         if n < frozen_below.load(Ordering::SeqCst) {
@@ -110,6 +148,27 @@ fn pump(
                 return;
             }
             Ok(k) => {
+                let hit = f.cut.as_ref().and_then(|c| {
+                    let mut armed = c.lock().unwrap();
+                    let hit = armed.as_ref().is_some_and(|c| buf[..k].windows(c.pattern.len()).any(|w| w == c.pattern));
+                    if hit {
+                        armed.take()
+                    } else {
+                        None
+                    }
+                });
+                if let Some(cut) = hit {
+                    if cut.forward {
+                        let _ = to.write_all(&buf[..k]);
+                    }
+                    // The client side goes at once, whatever follows.
+                    let _ = from.shutdown(Shutdown::Both);
+                    f.dead.store(true, Ordering::SeqCst);
+                    if !cut.forward {
+                        let _ = to.shutdown(Shutdown::Both);
+                    }
+                    return;
+                }
                 if to.write_all(&buf[..k]).is_err() {
                     return;
                 }

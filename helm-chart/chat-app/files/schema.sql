@@ -190,3 +190,14 @@ CREATE TABLE IF NOT EXISTS chatp_invites (
 --    itself once registered, so none in flight survives the change. NULL
 --    (read as 0) until the first such change; the Python server ignores it.
 ALTER TABLE users ADD COLUMN IF NOT EXISTS session_epoch BIGINT;
+
+-- 10. The message writer's marks: each statement that stores messages also
+--     writes a random token with the ids it stored, in the same transaction.
+--     When the connection dies with a statement out, the writer asks for its
+--     token: there, the messages were stored (with those ids); not there,
+--     they were not. Rows older than an hour are purged.
+CREATE TABLE IF NOT EXISTS chatp_write_marks (
+    mark TEXT PRIMARY KEY,
+    ids BIGINT[] NOT NULL,
+    written_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);

@@ -11,6 +11,9 @@ use crate::db_manager::PgTarget;
 /// Idle time after which the connection is checked before use.
 const VALIDATE_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// Each statement also writes its mark (a random token) with the ids it
+/// stored, in the same transaction: after a lost connection, the mark is
+/// there if and only if the group committed, with exactly its ids.
 const INSERT_PRIVATE: &str = "\
     WITH m AS ( \
         INSERT INTO messages (conversation_id, sender_id, sender_username, message_text) \
@@ -19,13 +22,17 @@ const INSERT_PRIVATE: &str = "\
     u AS ( \
         UPDATE conversations SET last_message_at = CURRENT_TIMESTAMP \
         WHERE conversation_id IN (SELECT conversation_id FROM m) \
-          AND (last_message_at IS NULL OR last_message_at < CURRENT_TIMESTAMP - interval '1 second')) \
+          AND (last_message_at IS NULL OR last_message_at < CURRENT_TIMESTAMP - interval '1 second')), \
+    k AS (INSERT INTO chatp_write_marks (mark, ids) SELECT $5::text, array_agg(message_id::int8) FROM m) \
     SELECT message_id::int8 FROM m";
 
 const INSERT_BROADCAST: &str = "\
-    INSERT INTO broadcast_messages (sender_id, sender_username, message_text) \
-    SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) \
-    RETURNING broadcast_id::int8";
+    WITH b AS ( \
+        INSERT INTO broadcast_messages (sender_id, sender_username, message_text) \
+        SELECT * FROM unnest($1::int4[], $2::text[], $3::text[]) \
+        RETURNING broadcast_id), \
+    k AS (INSERT INTO chatp_write_marks (mark, ids) SELECT $4::text, array_agg(broadcast_id::int8) FROM b) \
+    SELECT broadcast_id::int8 FROM b";
 
 /// The writer's connection and its prepared statements.
 pub(super) struct Conn {
@@ -33,11 +40,16 @@ pub(super) struct Conn {
     pub(super) private: Statement,
     pub(super) broadcast: Statement,
     pub(super) last_used: Instant,
-    /// Its backend's process id (to end it when the connection is lost).
-    pub(super) backend_pid: i32,
-    /// The highest id known committed in `messages` and
-    /// `broadcast_messages`: a group's new rows come after it.
-    pub(super) known: [i64; 2],
+    /// Its backend (to end it, and only it, when the connection is lost).
+    pub(super) backend: Backend,
+}
+
+/// A backend as PostgreSQL knows it: its pid, and when it started (a pid is
+/// reused by another backend after a restart; the pair is not).
+#[derive(Debug, Clone)]
+pub(super) struct Backend {
+    pub(super) pid: i32,
+    pub(super) started: String,
 }
 
 /// Why a group was not (known to be) committed.
@@ -50,18 +62,18 @@ pub(super) enum InsertError {
 
 /// What it takes to find out whether a group's statement committed.
 pub(super) struct InDoubt {
-    pub(super) backend_pid: i32,
-    pub(super) kind: usize,
-    pub(super) after_id: i64,
+    pub(super) backend: Backend,
+    /// The statement's mark in `chatp_write_marks`.
+    pub(super) mark: String,
     pub(super) error: postgres::Error,
 }
 
-/// Index of a message kind in [`Conn::known`].
-fn kind_of(m: &Message) -> usize {
-    match m {
-        Message::Private { .. } => 0,
-        Message::Broadcast { .. } => 1,
-    }
+/// A new statement's mark: 128 random bits.
+fn new_mark() -> String {
+    use rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }
 
 impl Conn {
@@ -75,19 +87,10 @@ impl Conn {
         }
         let private = client.prepare(INSERT_PRIVATE)?;
         let broadcast = client.prepare(INSERT_BROADCAST)?;
-        let row = client.query_one(
-            "SELECT pg_backend_pid(), (SELECT COALESCE(MAX(message_id), 0)::int8 FROM messages), \
-                    (SELECT COALESCE(MAX(broadcast_id), 0)::int8 FROM broadcast_messages)",
-            &[],
-        )?;
-        Ok(Conn {
-            client,
-            private,
-            broadcast,
-            last_used: Instant::now(),
-            backend_pid: row.get(0),
-            known: [row.get(1), row.get(2)],
-        })
+        let row = client
+            .query_one("SELECT pid, backend_start::text FROM pg_stat_activity WHERE pid = pg_backend_pid()", &[])?;
+        let backend = Backend { pid: row.get(0), started: row.get(1) };
+        Ok(Conn { client, private, broadcast, last_used: Instant::now(), backend })
     }
 
     /// Still connected: assumed within [`VALIDATE_AFTER_IDLE`] of its last
@@ -102,32 +105,24 @@ impl Conn {
     /// from one sequence, taken in the order of the unnested arrays).
     pub(super) fn insert(&mut self, jobs: &[Job]) -> Result<Vec<i64>, InsertError> {
         self.last_used = Instant::now();
-        let kind = kind_of(&jobs[0].message);
-        match self.insert_statement(jobs) {
+        let mark = new_mark();
+        match self.insert_statement(jobs, &mark) {
             Ok(rows) => {
                 let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
                 ids.sort_unstable();
-                if let Some(max) = ids.last() {
-                    self.known[kind] = self.known[kind].max(*max);
-                }
                 Ok(ids)
             }
             // PostgreSQL answered with an error (a FATAL at shutdown
             // included): the statement failed. Otherwise the connection
             // broke with the statement out, and it may have committed.
             Err(error) if self.client.is_closed() && error.as_db_error().is_none() => {
-                Err(InsertError::InDoubt(InDoubt {
-                    backend_pid: self.backend_pid,
-                    kind,
-                    after_id: self.known[kind],
-                    error,
-                }))
+                Err(InsertError::InDoubt(InDoubt { backend: self.backend.clone(), mark, error }))
             }
             Err(e) => Err(InsertError::NotStored(e)),
         }
     }
 
-    fn insert_statement(&mut self, jobs: &[Job]) -> Result<Vec<postgres::Row>, postgres::Error> {
+    fn insert_statement(&mut self, jobs: &[Job], mark: &str) -> Result<Vec<postgres::Row>, postgres::Error> {
         match jobs[0].message {
             Message::Private { .. } => {
                 let (mut conv, mut ids, mut names, mut texts) = (vec![], vec![], vec![], vec![]);
@@ -139,7 +134,7 @@ impl Conn {
                         texts.push(text.as_str());
                     }
                 }
-                self.client.query(&self.private, &[&conv, &ids, &names, &texts])
+                self.client.query(&self.private, &[&conv, &ids, &names, &texts, &mark])
             }
             Message::Broadcast { .. } => {
                 let (mut ids, mut names, mut texts) = (vec![], vec![], vec![]);
@@ -150,7 +145,7 @@ impl Conn {
                         texts.push(text.as_str());
                     }
                 }
-                self.client.query(&self.broadcast, &[&ids, &names, &texts])
+                self.client.query(&self.broadcast, &[&ids, &names, &texts, &mark])
             }
         }
     }

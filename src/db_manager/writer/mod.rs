@@ -22,9 +22,11 @@
 //! taken for a statement, the sender waits for the outcome. When the
 //! connection dies while a group's statement is out (its commit may or may not have
 //! happened), the writer does not guess: from a new connection it ends the
-//! old backend (`pg_terminate_backend`, so the statement cannot commit
-//! later), waits until it is gone, and looks for the group's rows after the
-//! last id it knew. All of them there: stored; none: not stored.
+//! old backend (`pg_terminate_backend`, that backend only: its pid and start
+//! time, so the statement cannot commit later), waits until it is gone, and
+//! looks for the statement's mark, a random token written with the rows in
+//! the same transaction (`chatp_write_marks`). Its mark there: stored, with
+//! the ids it holds; not there: not stored. Marks are purged after an hour.
 //!
 //! Connecting and that resolution run on a short-lived thread with a full
 //! stack: a sender's thread, whose stack is small, may be the one writing.
@@ -286,14 +288,21 @@ fn write(slot: &mut Option<Conn>, pg: &PgTarget, jobs: Vec<Job>) {
         Err(InsertError::NotStored(e)) if jobs.len() > 1 && !is_timeout(&e) => {
             // One bad row fails the group: write them one by one.
             log::info!("a group of {} messages failed ({e}); writing them one by one", jobs.len());
-            for job in &jobs {
-                let one = match conn.insert(std::slice::from_ref(job)) {
+            let mut rest = jobs.into_iter();
+            while let Some(job) = rest.next() {
+                let one = match conn.insert(std::slice::from_ref(&job)) {
                     Ok(ids) => Ok(ids[0]),
                     Err(InsertError::NotStored(e)) => Err(StoreError::Query(e)),
                     Err(InsertError::InDoubt(doubt)) => {
                         *slot = None;
-                        let one = std::slice::from_ref(job);
+                        let one = std::slice::from_ref(&job);
                         job.answer(with_full_stack(|| resolve(pg, &doubt, one)).map(|ids| ids[0]));
+                        // The rest were never sent: written on a new
+                        // connection, each answered as PostgreSQL says.
+                        let rest: Vec<Job> = rest.collect();
+                        if !rest.is_empty() {
+                            write(slot, pg, rest);
+                        }
                         return;
                     }
                 };
