@@ -6,6 +6,7 @@
 //!
 //! - [`protocol`]: every wire token, the formatting and parsing of every line, name rules.
 //! - [`framing`]: bytes to lines (4096-byte limit, invalid UTF-8), in memory.
+//! - [`parser_checks`]: the properties of every parser of untrusted bytes, run by the property tests and `fuzz/`.
 //! - [`config`]: every environment variable, read once into typed configs.
 //! - [`db_manager`]: the PostgreSQL pool and every SQL statement.
 //! - [`passwords`]: Argon2id hashing, legacy SHA-256 checks, the bounded hashing pool.
@@ -42,6 +43,7 @@ pub mod http;
 pub mod metrics;
 pub mod ops_http;
 pub mod outbox;
+pub mod parser_checks;
 pub mod passwords;
 pub mod presence;
 pub mod protocol;

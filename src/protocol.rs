@@ -463,7 +463,8 @@ pub fn parse_auth_choice(line: &str) -> AuthChoice {
                 _ => AuthChoice::Invalid,
             }
         }
-        Some(INVITE) => match line.split_once(':').map(|(_, code)| code.trim()) {
+        // `INVITE` alone (no `:`) is no invite: never slice past its end.
+        Some(INVITE) => match line.strip_prefix(INVITE).and_then(|rest| rest.strip_prefix(':')).map(str::trim) {
             None | Some("") => AuthChoice::Invalid,
             Some(code) => AuthChoice::Invite(code.to_string()),
         },
@@ -915,12 +916,18 @@ mod tests {
         assert!(checked > 90, "only {checked} constants found: the parser lost track of protocol.rs");
     }
 
+    /// `INVITE` without `:` panicked the connection's thread (a slice past
+    /// the end of the line; issue 22); it is an invalid choice.
     #[test]
     fn invite_without_a_code_is_invalid_not_a_panic() {
-        for line in ["INVITE", "INVITE ", " INVITE", "INVITE:", "INVITE: "] {
-            assert_eq!(parse_auth_choice(line.trim()), AuthChoice::Invalid, "{line:?}");
-        }
-        assert_eq!(parse_auth_choice("INVITE: ab-cd "), AuthChoice::Invite("ab-cd".into()));
+        let bare = invite("");
+        let bare = bare.strip_suffix(':').expect("INVITE:");
+        assert_eq!(parse_auth_choice(bare), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice(&invite("")), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice(&invite("  ")), AuthChoice::Invalid);
+        assert_eq!(parse_auth_choice(&invite(" c0de ")), AuthChoice::Invite("c0de".into()));
+        assert_eq!(parse_auth_choice(&invite("a:b")), AuthChoice::Invite("a:b".into()));
+        assert_eq!(parse_auth_choice(&format!("{bare}X:c0de")), AuthChoice::Invalid);
     }
 
     #[test]

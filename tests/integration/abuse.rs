@@ -72,6 +72,38 @@ fn connections_that_do_not_log_in_are_closed_and_never_hold_shutdown() {
     eprintln!("exit after SIGTERM with an unauthenticated connection: {took:?}");
 }
 
+/// Issue 22: `INVITE` without a code (also with blanks around it) panicked
+/// the connection's thread, which never gave back its connection slot: a
+/// script filled a pod's slots in 0.3 s. It is an invalid choice now, for
+/// either protocol, and the connection and the slots stay usable.
+#[test]
+fn invite_without_a_code_is_an_invalid_choice_and_leaks_no_slot() {
+    let w = World::new("abuse");
+    let server = w.start_server_with(&[("MAX_CONNECTIONS", "2")]);
+    let empty = protocol::invite("");
+    let bare = empty.trim_end_matches(':');
+    let lines = [bare.to_string(), format!("{bare} "), format!(" {bare}"), empty.clone(), format!("{empty}  ")];
+    for line in &lines {
+        for protocol2 in [false, true] {
+            let mut c = server.connect();
+            if protocol2 {
+                c.hello();
+            }
+            c.send(line);
+            c.expect(&protocol::auth_failed(text::INVALID_CHOICE));
+            c.send("");
+            c.expect_closed();
+        }
+    }
+    // Both slots are free, and a refused INVITE leaves the connection at
+    // authentication.
+    let (mut a, mut b) = (server.connect(), server.connect());
+    a.signup(&unique("inv"), "pw");
+    b.send(bare);
+    b.expect(&protocol::auth_failed(text::INVALID_CHOICE));
+    b.signup(&unique("inv"), "pw");
+}
+
 /// Reads the answers to `n` pipelined lines: which were accepted (`ok`),
 /// the others being refused as rate limited.
 fn accepted(c: &mut Client, n: usize, ok: impl Fn(&str) -> bool) -> Vec<usize> {
