@@ -24,6 +24,7 @@ mod pods;
 mod private;
 mod proxy;
 mod python_era;
+mod redis_acl;
 mod rollout;
 mod sessions;
 mod slow_client;
