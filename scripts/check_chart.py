@@ -122,7 +122,8 @@ else:
     as_env = env_of(as_spec["containers"][0])
     check(as_env["DEPLOYMENT_NAME"] == chat_name, "autoscaler scales another deployment")
     check(as_env["NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}, "autoscaler NAMESPACE not the pod's")
-    check(env.get("REDIS_PASSWORD") == as_env.get("REDIS_PASSWORD"), "chat pods and autoscaler see different Redis")
+    check(env.get("REDIS_HOST") == as_env.get("REDIS_HOST") and env.get("REDIS_KEY_PREFIX") == as_env.get("REDIS_KEY_PREFIX"),
+          "chat pods and autoscaler see different Redis")
     roles = [r for r in of_kind("Role") if r["metadata"]["labels"]["app.kubernetes.io/component"] == "autoscaler"]
     if variant == "default":
         check(len(roles) == 1, "expected one Role for the autoscaler")
@@ -140,18 +141,21 @@ else:
         check(len(of_kind("PodDisruptionBudget")) == 1, "no PodDisruptionBudget")
         check(svc["spec"]["type"] == "NodePort" and svc["spec"]["ports"][0]["nodePort"] == 30080, "not NodePort 30080")
         check(svc["spec"]["ports"][0]["port"] == 8080 and port == 8080, "not port 8080")
-        secret = of_kind("Secret")[0]
-        check(set(secret["data"]) == {"db-password", "redis-password", "dashboard-password"}, "generated Secret lacks a password")
+        # ci/secrets-values.yaml: every credential in the operator's Secrets.
+        check(not of_kind("Secret"), "a Secret rendered although every existingSecret is set")
     else:
         check(not of_kind("Role") and not of_kind("RoleBinding"), "rbac.create=false ignored")
         check(as_spec["serviceAccountName"] not in [a["metadata"]["name"] for a in of_kind("ServiceAccount")], "serviceAccount.create=false ignored")
         check(as_spec["serviceAccountName"] == "chat-ops", "serviceAccount.name ignored")
         check(as_env["MIN_REPLICAS"] == "2" and as_env["SCALE_DOWN_DELAY"] == "0", "autoscaler values not passed")
 
-    # The schema ConfigMap is the repository's schema.sql.
-    schema = open(f"{root}/schema.sql").read()
-    maps = [d for d in of_kind("ConfigMap") if "01-schema.sql" in d.get("data", {})]
-    check(len(maps) == 1 and maps[0]["data"]["01-schema.sql"] == schema.rstrip("\n"), "initdb ConfigMap differs from schema.sql")
+    # The initdb ConfigMap runs files/roles.sql, passwords through \getenv.
+    roles_sql = open(f"{root}/helm-chart/chat-app/files/roles.sql").read()
+    maps = [d for d in of_kind("ConfigMap") if "roles.sql" in d.get("data", {})]
+    check(len(maps) == 1 and maps[0]["data"]["roles.sql"] == roles_sql.rstrip("\n"), "initdb ConfigMap differs from files/roles.sql")
+    init = maps[0]["data"].get("10-chatp-roles.sh", "") if maps else ""
+    check(all(f"\\getenv {r}_password CHATP_{r.upper()}_PASSWORD" in init for r in ("owner", "app", "reader"))
+          and "PASSWORD\"" not in init.split("psql", 1)[-1], "initdb script passes passwords on psql's command line")
 
 # The dashboard: read-only on the chat Deployment and its pods, reached
 # through a ClusterIP Service, the chat-server image's chat_dashboard.
@@ -164,7 +168,8 @@ else:
     check(dc["command"] == ["/usr/local/bin/chat_dashboard"] and dc["image"] == container["image"], "dashboard is not the chat image's chat_dashboard")
     denv = env_of(dc)
     check(denv["DEPLOYMENT_NAME"] == chat_name and denv["DB_HOST"] == env["DB_HOST"], "dashboard looks at another deployment or database")
-    check(denv.get("REDIS_PASSWORD") == env.get("REDIS_PASSWORD"), "dashboard sees another Redis")
+    check(denv.get("REDIS_HOST") == env.get("REDIS_HOST") and denv.get("REDIS_KEY_PREFIX") == env.get("REDIS_KEY_PREFIX"),
+          "dashboard sees another Redis")
     # A login from a Secret, and the Service's own names in the Host allow-list.
     dpass = [e for e in dc["env"] if e["name"] == "DASHBOARD_PASSWORD"]
     check(len(dpass) == 1 and dpass[0]["valueFrom"]["secretKeyRef"]["key"] == "dashboard-password", "dashboard without a login")
@@ -193,6 +198,124 @@ if plaintext:
     check(token is not None and f'"{token.group(1)}"' in test_script, "helm test does not expect AUTH_REQUEST")
 else:
     check('"$TLS_PORT"' in test_script, "helm test does not try the TLS port")
+
+
+# Least privilege (issue 25). Who holds which credential: every secretKeyRef
+# of every pod, by key.
+def secret_keys(spec):
+    keys = set()
+    for c in spec["containers"] + spec.get("initContainers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                keys.add(ref["key"])
+    return keys
+
+
+holders = {}
+for name, spec in pod_specs():
+    for key in secret_keys(spec):
+        holders.setdefault(key, set()).add(name.rsplit("-", 1)[-1] if not name.endswith("-chat-server") else "chat-server")
+
+
+def held_by(key, allowed):
+    got = holders.get(key, set())
+    check(got <= set(allowed), f"{key} reaches {sorted(got - set(allowed))}, only {allowed} may hold it")
+
+
+held_by("postgres-password", ["postgresql"])
+held_by("owner-password", ["chat-server", "postgresql"])
+held_by("app-password", ["chat-server", "postgresql"])
+held_by("reader-password", ["dashboard", "postgresql"])
+for user, pod in [("chat", "chat-server"), ("autoscaler", "autoscaler"), ("dashboard", "dashboard"), ("admin", None)]:
+    held_by(f"redis-{user}-password", [p for p in (pod, "redis") if p])
+held_by("dashboard-password", ["dashboard"])
+# No secret on a command line: no Kubernetes $(VAR) expansion in any args or command.
+for name, spec in pod_specs():
+    for c in spec["containers"] + spec.get("initContainers", []):
+        words = " ".join(map(str, c.get("args", []) + c.get("command", [])))
+        check(not re.search(r"\$\([A-Za-z_][A-Za-z0-9_]*\)", words) and "requirepass" not in words, f"{name}/{c['name']} puts a variable or password on its command line")
+# The database roles: the built-in PostgreSQL's superuser is `postgres`,
+# chat pods use the app role (and the owner for migrations), the dashboard
+# the reader.
+check(env.get("DB_USER") != env.get("DB_MIGRATION_USER") and env.get("DB_MIGRATION_USER"), "chat pods migrate as their own DML role")
+pg = component("StatefulSet", "postgresql")
+if pg:
+    penv = env_of(pg["spec"]["template"]["spec"]["containers"][0])
+    check(penv["POSTGRES_USER"] == "postgres", "the chart's PostgreSQL superuser is chatp's role")
+    check(penv["POSTGRES_USER"] not in (env["DB_USER"], env.get("DB_MIGRATION_USER")), "chat pods connect as the superuser")
+if dash is not None:
+    check(denv["DB_USER"] not in (env["DB_USER"], env.get("DB_MIGRATION_USER")), "the dashboard does not use the reader role")
+# Redis: each component its own ACL user; the file the chart serves is
+# files/redis-users.acl; the Redis gets it as aclfile.
+acl_file = open(f"{root}/helm-chart/chat-app/files/redis-users.acl").read()
+redis = component("Deployment", "redis")
+users = {}
+for d in [chat, autoscaler, dash]:
+    if d is not None:
+        users[d["metadata"]["labels"]["app.kubernetes.io/component"]] = env_of(d["spec"]["template"]["spec"]["containers"][0]).get("REDIS_USERNAME")
+if variant == "flipped":
+    check(set(users.values()) == {None}, "REDIS_USERNAME set although redis.auth.enabled is false")
+else:
+    check(users == {k: v for k, v in {"chat-server": "chat", "autoscaler": "autoscaler", "dashboard": "dashboard"}.items() if k in users},
+          f"components do not connect as their own Redis users: {users}")
+    for u in users.values():
+        check(f"user {u} on " in acl_file, f"Redis user {u} is not in files/redis-users.acl")
+if redis and variant != "flipped":
+    rspec = redis["spec"]["template"]["spec"]
+    check("--aclfile" in rspec["containers"][0]["args"], "Redis runs without the ACL file")
+    acl_maps = [d for d in of_kind("ConfigMap") if "redis-users.acl" in d.get("data", {})]
+    check(len(acl_maps) == 1 and acl_maps[0]["data"]["redis-users.acl"] == acl_file.rstrip("\n"), "the ACL ConfigMap is not files/redis-users.acl")
+    acl_vol = [v for v in rspec["volumes"] if v["name"] == "acl"]
+    check(acl_vol and acl_vol[0]["emptyDir"].get("medium") == "Memory", "the filled ACL file is not in memory only")
+
+# NetworkPolicies: on by default; chat ports from anywhere, the stores only
+# from chatp's pods, ops ports from the namespace and monitoring.
+policies = {d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: d["spec"] for d in of_kind("NetworkPolicy")}
+ns_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "chat-app"}}}
+mon_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def pods_of(rule):
+    return sorted(p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in rule.get("from", []) if "podSelector" in p)
+
+
+for name, spec in pod_specs():
+    comp = next((d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs if d["metadata"]["name"] == name), None)
+    if comp in ("test",):
+        continue
+    check(comp in policies, f"{name} has no NetworkPolicy")
+for comp, spec in policies.items():
+    check(spec["policyTypes"] == ["Ingress"], f"{comp} policy is not an ingress policy")
+    rules = spec["ingress"]
+    open_ports = sorted(p["port"] for r in rules if "from" not in r for p in r["ports"])
+    expected_open = sorted((["chat"] if plaintext else []) + (["chat-tls"] if "chat-tls" in ports else [])) if comp == "chat-server" else []
+    check(open_ports == expected_open, f"{comp}: ports open to anyone {open_ports}, expected {expected_open}")
+    for r in rules:
+        if "from" not in r:
+            continue
+        rule_ports = [p["port"] for p in r["ports"]]
+        if rule_ports == ["metrics"]:
+            check(r["from"] == [ns_peer, mon_peer], f"{comp}: metrics from {r['from']}")
+        elif comp == "dashboard":
+            extra = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}] if variant == "flipped" else []
+            check(rule_ports == ["http"] and r["from"] == [ns_peer] + extra, f"dashboard from {r['from']}")
+        elif comp == "postgresql":
+            check(rule_ports == ["postgresql"] and pods_of(r) == ["chat-server", "dashboard"] and len(r["from"]) == 2, f"postgresql from {r['from']}")
+        elif comp == "redis":
+            check(rule_ports == ["redis"] and pods_of(r) == ["autoscaler", "chat-server", "dashboard"] and len(r["from"]) == 3, f"redis from {r['from']}")
+        else:
+            check(False, f"{comp}: unexpected rule {r}")
+if variant == "external":
+    check(not ({"postgresql", "redis"} & set(policies)), "policies for stores that are not in the release")
+
+# No value that changes between renders: nothing random, nothing read back.
+import glob
+for path in glob.glob(f"{root}/helm-chart/chat-app/templates/**/*", recursive=True):
+    if path.endswith((".yaml", ".tpl", ".txt")):
+        text = open(path).read()
+        for fn in ("lookup", "randAlphaNum", "randAlpha", "randAscii", "randNumeric", "uuidv4", "genPrivateKey", "now"):
+            check(not re.search(r"[\s(]" + fn + r"\s", text), f"{path} calls {fn}: its render changes between runs")
 
 for p in problems:
     print(f"check_chart: {p}", file=sys.stderr)

@@ -25,6 +25,7 @@ mod pods;
 mod private;
 mod proxy;
 mod python_era;
+mod redis_acl;
 mod roles;
 mod rollout;
 mod sessions;

@@ -105,22 +105,32 @@ IfNotPresent
 {{- end }}
 
 {{/*
-The Secrets and keys holding the passwords.
+The Secrets holding the passwords: the operator's existingSecret, or the
+chart's own, rendered from the passwords in values (never generated: a
+random value would change at every `helm template`, as Argo CD and Flux
+render).
 */}}
-{{- define "chat-app.credentialsSecret" -}}
-{{- printf "%s-credentials" (include "chat-app.fullname" .) }}
-{{- end }}
-
 {{- define "chat-app.db.secretName" -}}
-{{- .Values.postgresql.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- .Values.postgresql.auth.existingSecret | default (printf "%s-db" (include "chat-app.fullname" .)) }}
 {{- end }}
 
 {{- define "chat-app.redis.secretName" -}}
-{{- .Values.redis.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- .Values.redis.auth.existingSecret | default (printf "%s-redis" (include "chat-app.fullname" .)) }}
 {{- end }}
 
 {{- define "chat-app.dashboard.secretName" -}}
-{{- .Values.dashboard.auth.existingSecret | default (include "chat-app.credentialsSecret" .) }}
+{{- .Values.dashboard.auth.existingSecret | default (printf "%s-dashboard" (include "chat-app.fullname" .)) }}
+{{- end }}
+
+{{/*
+A password from values that must be set (no existingSecret). Call with
+(dict "value" .Values.x "name" "x" "secret" "postgresql.auth.existingSecret").
+*/}}
+{{- define "chat-app.requiredPassword" -}}
+{{- if not .value }}
+{{- fail (printf "%s is empty: set it, or set %s to a Secret you made (scripts/chart-secrets.sh makes them with random passwords; README, \"Install with Helm\"). The chart generates no password: a generated one would change at every render under Argo CD or Flux." .name .secret) }}
+{{- end }}
+{{- .value | b64enc | quote }}
 {{- end }}
 
 {{/*
@@ -151,21 +161,49 @@ Where chatp finds PostgreSQL and Redis: in the release or outside it.
 {{- end }}
 
 {{/*
-Environment of every pod that talks to Redis: REDIS_HOST, REDIS_PORT and,
-with auth, REDIS_PASSWORD from the Secret.
+Environment of a pod that talks to Redis: REDIS_HOST, REDIS_PORT,
+REDIS_KEY_PREFIX and, with auth, its own ACL user (REDIS_USERNAME) and that
+user's password from the Secret. Call with (dict "root" $ "user" "chat").
 */}}
 {{- define "chat-app.redis.env" -}}
+{{- $root := .root }}
 - name: REDIS_HOST
-  value: {{ include "chat-app.redis.host" . | quote }}
+  value: {{ include "chat-app.redis.host" $root | quote }}
 - name: REDIS_PORT
-  value: {{ include "chat-app.redis.port" . | quote }}
-{{- if .Values.redis.auth.enabled }}
+  value: {{ include "chat-app.redis.port" $root | quote }}
+- name: REDIS_KEY_PREFIX
+  value: {{ $root.Values.redis.keyPrefix | quote }}
+{{- if $root.Values.redis.auth.enabled }}
+- name: REDIS_USERNAME
+  value: {{ .user | quote }}
 - name: REDIS_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ include "chat-app.redis.secretName" . }}
-      key: redis-password
+      name: {{ include "chat-app.redis.secretName" $root }}
+      key: {{ printf "redis-%s-password" .user }}
 {{- end }}
+{{- end }}
+
+{{/*
+Environment of a pod that talks to PostgreSQL as `role` (app, reader):
+DB_HOST, DB_PORT, DB_NAME, DB_USER and DB_PASS from the Secret. Call with
+(dict "root" $ "role" "app").
+*/}}
+{{- define "chat-app.db.env" -}}
+{{- $auth := .root.Values.postgresql.auth }}
+- name: DB_HOST
+  value: {{ include "chat-app.db.host" .root | quote }}
+- name: DB_PORT
+  value: {{ include "chat-app.db.port" .root | quote }}
+- name: DB_NAME
+  value: {{ $auth.database | quote }}
+- name: DB_USER
+  value: {{ ternary $auth.username $auth.readerUsername (eq .role "app") | quote }}
+- name: DB_PASS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "chat-app.db.secretName" .root }}
+      key: {{ printf "%s-password" .role }}
 {{- end }}
 
 {{/*
@@ -196,4 +234,17 @@ or the one the chart's Certificate writes. */}}
 
 {{- define "chat-app.dashboard.fullname" -}}
 {{- printf "%s-dashboard" (include "chat-app.fullname" .) }}
+{{- end }}
+
+{{/*
+A shell command that succeeds when Redis at `host` answers PING: as the
+ACL `probe` user (PING only, no password) when auth is on. Call with
+(dict "root" $ "host" "...").
+*/}}
+{{- define "chat-app.redis.ping" -}}
+{{- if .root.Values.redis.auth.enabled -}}
+redis-cli -h {{ .host }} -p 6379 --user probe --pass probe --no-auth-warning ping | grep -q PONG
+{{- else -}}
+redis-cli -h {{ .host }} -p 6379 ping | grep -q PONG
+{{- end }}
 {{- end }}
