@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The README's first command, as a newcomer runs it: scripts/run.sh (which
+# The README's first command, as a newcomer runs it (after its links): scripts/run.sh (which
 # builds the release server and client and starts its own PostgreSQL and
 # Redis), then the client from the README connecting, signing up and
 # logging out. Called by scripts/test.sh; fails loudly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Every link of README.md and docs/, and every README or docs citation in
+# the code, leads somewhere.
+python3 scripts/check_docs.py
 
 data=$(mktemp -d /var/tmp/chatp-readme.XXXXXX)
 # PostgreSQL runs as the postgres user when this runs as root.
@@ -44,7 +48,7 @@ for _ in $(seq 30); do
     sleep 0.5
 done
 echo "$status" | grep -q '"registered_users":[1-9]' || { echo "check-readme: the dashboard did not count the user: $status" >&2; cat "$log" >&2; exit 1; }
-# README, "Users": chat_admin on the same set-up, one command.
+# docs/users.md: chat_admin on the same set-up, one command.
 CHATP_DATA_DIR="$data/data" bash scripts/admin.sh list | grep -q "\"user\":\"$name\"" || {
     echo "check-readme: scripts/admin.sh list did not show $name" >&2
     exit 1

@@ -29,7 +29,7 @@ data in $data). Connect from another terminal:
     ./target/release/chat_client localhost $port
 
 The dashboard: http://127.0.0.1:$dashboard_port/
-Accounts, invite codes: scripts/admin.sh list (see README, "Users")
+Accounts, invite codes: scripts/admin.sh list (see docs/users.md)
 
 MSG
 BIND_ADDR=${BIND_ADDR:-127.0.0.1} DASHBOARD_PORT=$dashboard_port LOG_LEVEL=warn ./target/release/chat_dashboard &

@@ -1,6 +1,6 @@
 //! chat_server's Prometheus metrics: one registry for the process, updated
 //! where things happen, read by `/metrics` (see `server::ops_http`). Names
-//! and meanings are listed in README, "Metrics and probes".
+//! and meanings are listed in docs/metrics-and-probes.md.
 
 use std::sync::LazyLock;
 

@@ -3,7 +3,7 @@
 //! built from them by the matching formatter) and panics if the parser
 //! panics or a property fails. The property tests below feed each one more
 //! than 100,000 random and mutated real protocol lines; the fuzz targets
-//! under `fuzz/` run the same functions under libFuzzer (README,
+//! under `fuzz/` run the same functions under libFuzzer (docs/tests.md,
 //! "Fuzzing"). Nothing in the service calls them.
 //!
 //! Client lines reach the screens' parsers only as UTF-8 without NUL (the

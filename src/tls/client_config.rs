@@ -170,7 +170,7 @@ pub fn explain(e: &io::Error, host: &str, trust: &Trust) -> String {
             CertificateError::Other(other) if is_ca_used_as_server_cert(other) => format!(
                 "the server presents a CA certificate (or a lone self-signed one) as its own: that cannot be checked \
                  by --ca. Make a CA, then a server certificate signed by it for {host:?} (subjectAltName), serve \
-                 that one and give the CA to --ca (README, \"TLS\")"
+                 that one and give the CA to --ca (docs/tls.md)"
             ),
             other => format!("the server's certificate was refused: {other}"),
         },

@@ -231,7 +231,7 @@ fn the_dashboard_shows_users_pods_and_the_autoscaler_in_a_real_browser() {
     assert!(dom.contains(&pod_a.pod_id) && dom.contains("action=up"), "pods and decisions shown");
     assert!(!get(dash.port, "/").1.contains("https://"), "the page loads nothing from elsewhere");
 
-    // The screenshot the README shows, taken the same way.
+    // The screenshot docs/dashboard.md shows, taken the same way.
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     chromium(&["--window-size=1280,1000", &format!("--screenshot={}", shot.display()), &url]);
     let png = std::fs::read(&shot).expect("a screenshot");

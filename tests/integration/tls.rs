@@ -286,7 +286,7 @@ fn a_lone_self_signed_certificate_is_explained_in_words() {
     let (code, err) = refused_client(&["127.0.0.1", &port, "--ca", path_str(&cert)]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("presents a CA certificate (or a lone self-signed one) as its own"), "{err}");
-    assert!(err.contains("README, \"TLS\""), "{err}");
+    assert!(err.contains("docs/tls.md"), "{err}");
     assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
 }
 

@@ -128,7 +128,7 @@ A password from values that must be set (no existingSecret). Call with
 */}}
 {{- define "chat-app.requiredPassword" -}}
 {{- if not .value }}
-{{- fail (printf "%s is empty: set it, or set %s to a Secret you made (scripts/chart-secrets.sh makes them with random passwords; README, \"Install with Helm\"). The chart generates no password: a generated one would change at every render under Argo CD or Flux." .name .secret) }}
+{{- fail (printf "%s is empty: set it, or set %s to a Secret you made (scripts/chart-secrets.sh makes them with random passwords; README, \"On Kubernetes: Helm\"). The chart generates no password: a generated one would change at every render under Argo CD or Flux." .name .secret) }}
 {{- end }}
 {{- .value | b64enc | quote }}
 {{- end }}
