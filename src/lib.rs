@@ -49,6 +49,7 @@ pub mod presence;
 pub mod protocol;
 pub mod publisher;
 pub mod rate_limit;
+pub mod redis_sentinel;
 pub mod redis_store;
 pub mod remote_presence;
 pub mod router;

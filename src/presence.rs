@@ -333,11 +333,13 @@ pub struct Presence {
     /// A write failed: Redis may be missing some of this pod's sessions.
     /// The next heartbeat replaces the pod's state as a whole.
     dirty: AtomicBool,
+    /// Wakes the heartbeat for a rewrite now ([`Presence::rewrite_now`]).
+    wake: (crossbeam_channel::Sender<()>, crossbeam_channel::Receiver<()>),
 }
 
 impl Presence {
     pub fn new(pool: RedisPool, keys: Keys, pod_id: String, ttl: Duration) -> Self {
-        Presence { pool, keys, pod_id, ttl, dirty: AtomicBool::new(false) }
+        Presence { pool, keys, pod_id, ttl, dirty: AtomicBool::new(false), wake: crossbeam_channel::bounded(1) }
     }
 
     pub fn pod_id(&self) -> &str {
@@ -445,6 +447,20 @@ impl Presence {
     /// was lost); the next heartbeat does it.
     pub fn mark_dirty(&self) {
         self.dirty.store(true, Ordering::SeqCst);
+    }
+
+    /// Redis is back (the subscriber reconnected, perhaps to a new master
+    /// or to a Redis that restarted empty): the heartbeat rewrites this
+    /// pod's presence at once rather than at its next tick, so that other
+    /// pods find this pod's users online again within moments.
+    pub fn rewrite_now(&self) {
+        self.mark_dirty();
+        let _ = self.wake.0.try_send(());
+    }
+
+    /// What the heartbeat waits on besides its tick ([`Presence::rewrite_now`]).
+    pub fn wakes(&self) -> &crossbeam_channel::Receiver<()> {
+        &self.wake.1
     }
 
     /// A write was lost or Redis came back: the pod's state must be

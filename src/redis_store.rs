@@ -15,13 +15,17 @@
 //! | `chat:broadcast` | channel | broadcast lines, for every pod |
 
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::config::RedisConfig;
+use crate::redis_sentinel::Sentinels;
 
-/// Connect, read and write timeout of every Redis connection: a Redis that
+/// Connect, read and write timeout of every Redis connection (800 ms: Redis
+/// answers in well under a millisecond, and a sender must be answered within
+/// a second whatever Redis does): a Redis that
 /// hangs must not hang a user's thread.
-pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Where [`Keys`] templates put the pod id or username (see `fill` in the
 /// Lua scripts).
@@ -108,43 +112,89 @@ pub fn failed<E: std::error::Error + Send + Sync + 'static>(action: impl Into<St
     move |e| RedisError { action: action.into(), source: Box::new(e) }
 }
 
-/// Opens connections with [`REDIS_TIMEOUT`] on connect, read and write.
+/// Opens connections with [`REDIS_TIMEOUT`] on connect, read and write, to
+/// `REDIS_HOST` or to the master the sentinels name
+/// ([`crate::redis_sentinel`]).
 #[derive(Debug, Clone)]
 pub struct RedisConnector {
-    client: redis::Client,
+    route: Route,
+    /// Shared by every clone (the pool's, the subscriber's).
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug, Clone)]
+enum Route {
+    Direct(redis::Client),
+    Sentinel { sentinels: Sentinels, servers: ServerClients },
+}
+
+/// How a client to one server is made: TLS or not, the CA, the ACL user.
+#[derive(Debug, Clone)]
+struct ServerClients {
+    tls: bool,
+    root_cert: Option<Vec<u8>>,
+    auth: redis::RedisConnectionInfo,
+}
+
+impl ServerClients {
+    fn client(&self, host: &str, port: u16, auth: &redis::RedisConnectionInfo) -> redis::RedisResult<redis::Client> {
+        let addr = if self.tls {
+            redis::ConnectionAddr::TcpTls { host: host.to_string(), port, insecure: false, tls_params: None }
+        } else {
+            redis::ConnectionAddr::Tcp(host.to_string(), port)
+        };
+        let info = redis::ConnectionInfo { addr, redis: auth.clone() };
+        match (&self.root_cert, self.tls) {
+            (Some(ca), true) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(ca.clone()) },
+            ),
+            _ => redis::Client::open(info),
+        }
+    }
+}
+
+fn with_timeouts(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(REDIS_TIMEOUT)?;
+    conn.set_read_timeout(Some(REDIS_TIMEOUT))?;
+    conn.set_write_timeout(Some(REDIS_TIMEOUT))?;
+    Ok(conn)
 }
 
 impl RedisConnector {
     pub fn new(cfg: &RedisConfig) -> RedisResult<Self> {
-        let addr = if cfg.tls {
-            redis::ConnectionAddr::TcpTls { host: cfg.host.clone(), port: cfg.port, insecure: false, tls_params: None }
-        } else {
-            redis::ConnectionAddr::Tcp(cfg.host.clone(), cfg.port)
+        let root_cert = match (&cfg.ca_file, cfg.tls) {
+            (Some(ca), true) => {
+                Some(std::fs::read(ca).map_err(failed(format!("reading REDIS_CA_FILE {}", ca.display())))?)
+            }
+            _ => None,
         };
-        let info = redis::ConnectionInfo {
-            addr,
-            redis: redis::RedisConnectionInfo {
-                username: cfg.username.clone(),
-                password: cfg.password.clone(),
-                ..Default::default()
+        let auth = redis::RedisConnectionInfo {
+            username: cfg.username.clone(),
+            password: cfg.password.clone(),
+            ..Default::default()
+        };
+        let servers = ServerClients { tls: cfg.tls, root_cert, auth };
+        let route = match &cfg.sentinel {
+            None => Route::Direct(
+                servers.client(&cfg.host, cfg.port, &servers.auth).map_err(failed("setting up its address"))?,
+            ),
+            Some(sentinel) => Route::Sentinel {
+                sentinels: Sentinels::new(sentinel, &|host, port, auth| servers.client(host, port, auth))
+                    .map_err(failed("setting up REDIS_SENTINELS"))?,
+                servers,
             },
         };
-        let client = match (&cfg.ca_file, cfg.tls) {
-            (Some(ca), true) => {
-                let root_cert = std::fs::read(ca).map_err(failed(format!("reading REDIS_CA_FILE {}", ca.display())))?;
-                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
-                redis::Client::build_with_tls(info, certs).map_err(failed("setting up TLS"))?
-            }
-            _ => redis::Client::open(info).map_err(failed("reading its address"))?,
-        };
-        Ok(RedisConnector { client })
+        Ok(RedisConnector { route, gate: Arc::default() })
     }
 
     pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(REDIS_TIMEOUT)?;
-        conn.set_read_timeout(Some(REDIS_TIMEOUT))?;
-        conn.set_write_timeout(Some(REDIS_TIMEOUT))?;
-        Ok(conn)
+        match &self.route {
+            Route::Direct(client) => with_timeouts(client),
+            Route::Sentinel { sentinels, servers } => {
+                sentinels.connect_master(|host, port| with_timeouts(&servers.client(host, port, &servers.auth)?))
+            }
+        }
     }
 }
 
@@ -155,13 +205,22 @@ impl RedisConnector {
 pub struct PooledRedis {
     conn: redis::Connection,
     failed: bool,
+    gate: Arc<Gate>,
 }
 
 impl PooledRedis {
     fn track<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
         if let Err(e) = &r {
-            if e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+            // READONLY: the server turned replica (a failover); the next
+            // connection goes to the new master.
+            if e.is_timeout()
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_unrecoverable_error()
+                || e.kind() == redis::ErrorKind::ReadOnly
+            {
                 self.failed = true;
+                self.gate.trip();
             }
         }
         r
@@ -198,7 +257,7 @@ impl r2d2::ManageConnection for RedisConnector {
     type Error = redis::RedisError;
 
     fn connect(&self) -> Result<PooledRedis, redis::RedisError> {
-        Ok(PooledRedis { conn: RedisConnector::connect(self)?, failed: false })
+        Ok(PooledRedis { conn: RedisConnector::connect(self)?, failed: false, gate: Arc::clone(&self.gate) })
     }
     fn is_valid(&self, conn: &mut PooledRedis) -> Result<(), redis::RedisError> {
         redis::cmd("PING").query(conn)
@@ -208,8 +267,93 @@ impl r2d2::ManageConnection for RedisConnector {
     }
 }
 
-/// A pool of Redis connections (cheap to clone).
-pub type RedisPool = r2d2::Pool<RedisConnector>;
+/// After a failure, how long no one asks the pool for a connection; then
+/// one caller at a time tries, for at most [`PROBE_TIMEOUT`].
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Whether Redis failed moments ago. While it is down, callers get an error
+/// at once instead of each waiting out a timeout: a sender's answer never
+/// waits on a Redis that is gone, restarting or failing over (the message
+/// is stored; only live delivery to other pods is missed).
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    down_at: Option<Instant>,
+    probing: bool,
+}
+
+impl Gate {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `Some(timeout)`: try, waiting at most that; `None`: fail at once.
+    fn admit(&self) -> Option<Duration> {
+        let mut s = self.lock();
+        match s.down_at {
+            None => Some(REDIS_TIMEOUT),
+            Some(at) if at.elapsed() >= RETRY_AFTER && !s.probing => {
+                s.probing = true;
+                Some(PROBE_TIMEOUT)
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn trip(&self) {
+        let mut s = self.lock();
+        s.down_at = Some(Instant::now());
+        s.probing = false;
+    }
+
+    fn up(&self) {
+        let mut s = self.lock();
+        s.down_at = None;
+        s.probing = false;
+    }
+}
+
+/// Redis could not be reached just now (or moments ago).
+#[derive(Debug)]
+pub struct Unavailable(String);
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unavailable {}
+
+/// A pool of Redis connections (cheap to clone) behind a [`Gate`].
+#[derive(Clone)]
+pub struct RedisPool {
+    pool: r2d2::Pool<RedisConnector>,
+    gate: Arc<Gate>,
+}
+
+impl RedisPool {
+    pub fn get(&self) -> Result<r2d2::PooledConnection<RedisConnector>, Unavailable> {
+        let Some(timeout) = self.gate.admit() else {
+            return Err(Unavailable("unreachable moments ago; tried again shortly".into()));
+        };
+        match self.pool.get_timeout(timeout) {
+            Ok(conn) => {
+                self.gate.up();
+                Ok(conn)
+            }
+            Err(e) => {
+                self.gate.trip();
+                Err(Unavailable(e.to_string()))
+            }
+        }
+    }
+}
 
 /// Builds the pool and checks that Redis answers; a first connection is
 /// made alone so that its failure gives the cause (refused, wrong
@@ -217,6 +361,7 @@ pub type RedisPool = r2d2::Pool<RedisConnector>;
 pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPool> {
     let mut first = connector.connect().map_err(failed("connecting"))?;
     redis::cmd("PING").query::<String>(&mut first).map_err(failed("answering PING"))?;
+    let gate = Arc::clone(&connector.gate);
     let pool = r2d2::Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -226,6 +371,7 @@ pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPo
         .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(connector)
         .map_err(failed("connecting"))?;
+    let pool = RedisPool { pool, gate };
     let mut conn = pool.get().map_err(failed("connecting"))?;
     redis::cmd("PING").query::<String>(&mut *conn).map_err(failed("answering PING"))?;
     Ok(pool)

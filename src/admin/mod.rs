@@ -44,7 +44,7 @@ pub type Output = Vec<Value>;
 /// Runs `cmd`; `stdin` gives a password for `--password-stdin`.
 pub fn run(cfg: &AdminConfig, cmd: &Command, stdin: &mut dyn BufRead) -> Result<Output, Failure> {
     let db = DbManager::connect(&cfg.db, "chat_admin").map_err(|e| {
-        Failure::Failed(format!("cannot reach PostgreSQL at {}:{}/{}: {e}", cfg.db.host, cfg.db.port, cfg.db.name))
+        Failure::Failed(format!("cannot reach PostgreSQL at {}/{}: {e}", cfg.db.address(), cfg.db.name))
     })?;
     let failed = |e: crate::db_manager::StoreError| Failure::Failed(e.to_string());
     let no_user = |name: &str| Failure::Failed(format!("no user named {name:?}"));

@@ -6,6 +6,7 @@ mod auth;
 mod broadcast;
 pub mod conn;
 mod dm;
+mod drill;
 mod idle;
 mod pingpong;
 mod proc_stats;
@@ -36,6 +37,7 @@ pub fn run(cfg: &BenchConfig) -> Summary {
         Scenario::Broadcast => broadcast::run(cfg, deadline, &mut summary),
         Scenario::Idle => idle::run(cfg, deadline, &mut summary),
         Scenario::Resume => resume::run(cfg, deadline, &mut summary),
+        Scenario::Drill => drill::run(cfg, deadline, &mut summary),
         Scenario::Pingpong => pingpong::run(cfg, &mut summary),
     }
     summary

@@ -21,6 +21,9 @@ pub enum Scenario {
     /// `--recv-hosts`, c at a time (what a drained pod's users cost the
     /// others).
     Resume,
+    /// A failover drill's load: P pairs at `--rate` for `-s` seconds, every
+    /// answer and delivery logged to `--events`, nothing fatal.
+    Drill,
     /// The loopback ceiling: P pairs of threads doing M round trips each,
     /// no server.
     Pingpong,
@@ -35,6 +38,7 @@ impl Scenario {
             Scenario::Broadcast => "broadcast",
             Scenario::Idle => "idle",
             Scenario::Resume => "resume",
+            Scenario::Drill => "drill",
             Scenario::Pingpong => "pingpong",
         }
     }
@@ -72,10 +76,12 @@ pub struct BenchConfig {
     /// Prefix of the usernames this run creates (`--prefix`; default
     /// `b<pid>x`, unique per run).
     pub prefix: String,
+    /// drill: where its events go (`--events FILE`).
+    pub events: Option<std::path::PathBuf>,
 }
 
 pub const BENCH_USAGE: &str = "\
-usage: chat_bench <signup|login|dm|broadcast|idle|resume|pingpong> [options]
+usage: chat_bench <signup|login|dm|broadcast|idle|resume|drill|pingpong> [options]
 
 Load for chat_server over the chatp protocol. Prints one line of key=value
 figures and exits non-zero if any message or connection was lost.
@@ -92,7 +98,9 @@ figures and exits non-zero if any message or connection was lost.
   --rate R           dm: R messages/s in all, latency from the scheduled time
                      (default: closed loop, next message after SENT)
   -r R               broadcast: receivers (50)
-  -s S               idle: seconds to hold the connections (10)
+  -s S               idle: seconds to hold the connections (10); drill: seconds
+                     of load (P pairs at --rate, default 500/s)
+  --events FILE      drill: every send, answer and delivery, with its time
   --pid PID          the server's pid: RSS, threads, CPU time from /proc
                      (resume: the pod of the last --hosts entry)
   --timeout S        give up after S seconds (600)
@@ -107,12 +115,13 @@ impl BenchConfig {
             Some("broadcast") => Scenario::Broadcast,
             Some("idle") => Scenario::Idle,
             Some("resume") => Scenario::Resume,
+            Some("drill") => Scenario::Drill,
             Some("pingpong") => Scenario::Pingpong,
             other => {
                 return Err(ConfigError::new(
                     "scenario",
                     other.unwrap_or(""),
-                    "signup, login, dm, broadcast, idle, resume or pingpong",
+                    "signup, login, dm, broadcast, idle, resume, drill or pingpong",
                 ))
             }
         };
@@ -131,6 +140,7 @@ impl BenchConfig {
             server_pid: None,
             timeout: Duration::from_secs(600),
             prefix: format!("b{}x", std::process::id()),
+            events: None,
         };
         let mut rest = args[1..].iter();
         while let Some(flag) = rest.next() {
@@ -154,6 +164,7 @@ impl BenchConfig {
                 "--timeout" => cfg.timeout = Duration::from_secs(count()? as u64),
                 "--pid" => cfg.server_pid = Some(count()? as u32),
                 "--prefix" => cfg.prefix = value.clone(),
+                "--events" => cfg.events = Some(value.into()),
                 "--rate" => match value.parse::<f64>() {
                     Ok(r) if r > 0.0 && r.is_finite() => cfg.rate = Some(r),
                     _ => return Err(ConfigError::new(flag, value, "messages per second, greater than 0")),

@@ -40,6 +40,36 @@ pub struct RedisConfig {
     pub tls: bool,
     /// `REDIS_CA_FILE`: PEM CA file for `REDIS_TLS`.
     pub ca_file: Option<std::path::PathBuf>,
+    /// `REDIS_SENTINELS`: find the master through these sentinels
+    /// (`REDIS_HOST`/`REDIS_PORT` are then not used).
+    pub sentinel: Option<SentinelConfig>,
+}
+
+/// Redis Sentinel (`REDIS_SENTINELS`, `REDIS_MASTER_NAME`,
+/// `REDIS_SENTINEL_USERNAME`, `REDIS_SENTINEL_PASSWORD`).
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    pub sentinels: Vec<(String, u16)>,
+    /// The master's name in the sentinels' configuration (default `mymaster`).
+    pub master_name: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SentinelConfig {
+    fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<Self>, ConfigError> {
+        let Some(list) = env.0("REDIS_SENTINELS").filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let sentinels = parse_host_list(&list, 26379)
+            .ok_or_else(|| ConfigError::new("REDIS_SENTINELS", &list, "host:port entries separated by commas"))?;
+        Ok(Some(SentinelConfig {
+            sentinels,
+            master_name: env.string("REDIS_MASTER_NAME", "mymaster"),
+            username: env.0("REDIS_SENTINEL_USERNAME").filter(|p| !p.is_empty()),
+            password: env.0("REDIS_SENTINEL_PASSWORD").filter(|p| !p.is_empty()),
+        }))
+    }
 }
 
 impl RedisConfig {
@@ -52,8 +82,28 @@ impl RedisConfig {
             key_prefix: env.string("REDIS_KEY_PREFIX", ""),
             tls: env.switch("REDIS_TLS", false)?,
             ca_file: env.0("REDIS_CA_FILE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from),
+            sentinel: SentinelConfig::from_lookup(env)?,
         })
     }
+}
+
+/// `host:port` entries separated by commas (`DB_HOST`, `REDIS_SENTINELS`),
+/// `default_port` where an entry has none; `None` for a malformed entry or
+/// an empty list. IPv6 addresses are not accepted (use a host name).
+pub fn parse_host_list(value: &str, default_port: u16) -> Option<Vec<(String, u16)>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| match entry.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && !host.contains(':') => {
+                Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
+            }
+            None => Some((entry.to_string(), default_port)),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|v| !v.is_empty())
 }
 
 /// The key that signs and checks messages on the admin channel
@@ -84,6 +134,9 @@ macro_rules! shared_env_help {
   REDIS_HOST [localhost]  REDIS_PORT [6379]  REDIS_USERNAME [default]
   REDIS_PASSWORD [empty: none]
   REDIS_TLS [off]  REDIS_CA_FILE [system roots]  TLS to Redis, checked
+  REDIS_SENTINELS [unset]  host:port,... of Redis sentinels: the master is
+                           found through them (REDIS_HOST is not used)
+  REDIS_MASTER_NAME [mymaster]  REDIS_SENTINEL_USERNAME, _PASSWORD [none]
   REDIS_KEY_PREFIX [empty]   prefix of every Redis key and channel; must be
                              the same for chat_server and chat_autoscaler
   LOG_LEVEL [info]   off, error, warn, info, debug"
@@ -184,5 +237,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             return Err(ConfigError::new(name, "0", expected));
         }
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_host_list;
+
+    #[test]
+    fn host_lists_parse_with_the_default_port() {
+        assert_eq!(
+            parse_host_list("a:1, b ,c:26380", 26379),
+            Some(vec![("a".into(), 1), ("b".into(), 26379), ("c".into(), 26380)])
+        );
+        assert_eq!(parse_host_list("", 1), None);
+        assert_eq!(parse_host_list("a:x", 1), None);
+        assert_eq!(parse_host_list("a:0", 1), None);
+        assert_eq!(parse_host_list(":5", 1), None);
     }
 }

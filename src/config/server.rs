@@ -203,13 +203,38 @@ pub struct DbConfig {
     /// The role that owns the schema and runs the migrations at start
     /// (`DB_MIGRATION_USER`, `DB_MIGRATION_PASS`); unset: `DB_USER`.
     pub migration: Option<(String, String)>,
+    /// The servers `DB_HOST` lists (`host[:port]`, commas between; `DB_PORT`
+    /// where no port is given), tried in order as libpq does.
+    pub hosts: Vec<(String, u16)>,
+    /// Only a server that accepts writes will do (`DB_TARGET_SESSION_ATTRS`
+    /// `read-write`; the default when `DB_HOST` lists several, `any`
+    /// otherwise): after a failover, connections find the new primary.
+    pub read_write: bool,
+}
+
+impl DbConfig {
+    /// `host:port,...` for messages.
+    pub fn address(&self) -> String {
+        self.hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(",")
+    }
 }
 
 impl DbConfig {
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let host = env.string("DB_HOST", "localhost");
+        let port = env.parsed("DB_PORT", 5432, "a port number")?;
+        let hosts = super::parse_host_list(&host, port)
+            .ok_or_else(|| ConfigError::new("DB_HOST", &host, "host or host:port entries separated by commas"))?;
+        let read_write = env.choice(
+            "DB_TARGET_SESSION_ATTRS",
+            hosts.len() > 1,
+            &[("any", false), ("read-write", true)],
+        )?;
         Ok(DbConfig {
-            host: env.string("DB_HOST", "localhost"),
-            port: env.parsed("DB_PORT", 5432, "a port number")?,
+            hosts,
+            read_write,
+            host,
+            port,
             name: env.string("DB_NAME", "chatdb"),
             user: env.string("DB_USER", "chatuser"),
             password: env.0("DB_PASS").unwrap_or_else(|| "chatpass".into()),
@@ -238,6 +263,8 @@ pub const SERVER_ENV_HELP: &str = concat!(
     "\
 Environment (defaults in brackets):
   DB_HOST [localhost]  DB_PORT [5432]  DB_NAME [chatdb]
+  DB_HOST may list servers, host[:port] separated by commas, tried in order
+  DB_TARGET_SESSION_ATTRS [read-write with several hosts, else any]
   DB_USER [chatuser]   DB_PASS [chatpass]   DB_POOL_SIZE [16]
   DB_SSLMODE [prefer]  disable, prefer, require, verify-ca, verify-full
   DB_SSLROOTCERT [system roots]  CA file (PEM) for the verify modes
@@ -364,6 +391,23 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Result<ServerConfig, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         ServerConfig::from_lookup(30080, &Env(move |k| map.get(k).cloned()))
+    }
+
+    #[test]
+    fn several_database_hosts_want_the_primary_and_sentinels_replace_redis_host() {
+        let c = config(&[("DB_HOST", "pg-a,pg-b:5433"), ("DB_PORT", "6000")]).unwrap();
+        assert_eq!(c.db.hosts, vec![("pg-a".to_string(), 6000), ("pg-b".to_string(), 5433)]);
+        assert!(c.db.read_write);
+        assert!(!config(&[]).unwrap().db.read_write);
+        let any = config(&[("DB_HOST", "a,b"), ("DB_TARGET_SESSION_ATTRS", "any")]).unwrap();
+        assert!(!any.db.read_write);
+        assert_eq!(config(&[("DB_HOST", "a,b:x")]).unwrap_err().variable, "DB_HOST");
+        assert_eq!(config(&[("DB_TARGET_SESSION_ATTRS", "primary")]).unwrap_err().variable, "DB_TARGET_SESSION_ATTRS");
+        let s = config(&[("REDIS_SENTINELS", "s1,s2:26380"), ("REDIS_MASTER_NAME", "chat")]).unwrap();
+        let sentinel = s.redis.sentinel.expect("sentinels");
+        assert_eq!(sentinel.sentinels, vec![("s1".to_string(), 26379), ("s2".to_string(), 26380)]);
+        assert_eq!(sentinel.master_name, "chat");
+        assert_eq!(config(&[("REDIS_SENTINELS", "s1:")]).unwrap_err().variable, "REDIS_SENTINELS");
     }
 
     #[test]

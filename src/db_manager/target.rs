@@ -42,9 +42,13 @@ impl PgTarget {
     /// The target `cfg` describes; the error is a CA file that cannot be used.
     pub fn new(cfg: &DbConfig, application: &str) -> Result<PgTarget, String> {
         let mut pg = postgres::Config::new();
-        pg.host(&cfg.host)
-            .port(cfg.port)
-            .dbname(&cfg.name)
+        for (host, port) in &cfg.hosts {
+            pg.host(host).port(*port);
+        }
+        if cfg.read_write {
+            pg.target_session_attrs(postgres::config::TargetSessionAttrs::ReadWrite);
+        }
+        pg.dbname(&cfg.name)
             .user(&cfg.user)
             .password(&cfg.password)
             .application_name(application)

@@ -139,6 +139,12 @@ fn ping(ps: &mut redis::PubSub<'_>) -> redis::RedisResult<()> {
     pong.map(drop)
 }
 
+/// The subscriber's first wait before reconnecting, doubled up to
+/// [`LAST_RETRY`]: a refused connection costs Redis nothing, and live
+/// delivery is back within this of Redis (or a new master) answering.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_millis(500);
+
 fn listen(
     connector: RedisConnector,
     keys: Keys,
@@ -148,18 +154,19 @@ fn listen(
     ready: Sender<RedisResult<()>>,
 ) {
     let mut ready = Some(ready);
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = FIRST_RETRY;
     let mut reconnecting = false;
     while !stop.load(Ordering::SeqCst) {
         let end = match connector.connect() {
             Ok(mut conn) => serve(&mut conn, &keys, &router, &stop, || {
-                backoff = Duration::from_millis(250);
+                backoff = FIRST_RETRY;
                 if let Some(r) = ready.take() {
                     let _ = r.send(Ok(()));
                 }
                 if reconnecting {
-                    // Redis may have restarted empty: rewrite our presence.
-                    presence.mark_dirty();
+                    // Redis may have restarted empty, or be a promoted
+                    // replica: rewrite our presence now.
+                    presence.rewrite_now();
                     info!("pub/sub reconnected");
                 }
             }),
@@ -183,7 +190,7 @@ fn listen(
                 error!("pub/sub: {e}; reconnecting in {backoff:?}");
                 reconnecting = true;
                 thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff = (backoff * 2).min(LAST_RETRY);
             }
         }
     }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use log::{info, warn};
 
 use crate::db_manager::DbManager;
@@ -98,9 +98,10 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
             // The first purge soon after start, then every `purge_every`.
             let mut next_purge = Instant::now() + interval;
             loop {
-                match rx.recv_timeout(interval) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => break,
+                crossbeam_channel::select! {
+                    recv(rx) -> _ => break,
+                    recv(ctx.presence.wakes()) -> _ => {}
+                    default(interval) => {}
                 }
                 beat(&ctx, &chores);
                 if Instant::now() >= next_purge {

@@ -188,7 +188,7 @@ impl Server {
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
         let connector = RedisConnector::new(&cfg.redis).map_err(redis_err)?;
 
-        let pg_addr = format!("{}:{}/{} as {}", cfg.db.host, cfg.db.port, cfg.db.name, cfg.db.user);
+        let pg_addr = format!("{}/{} as {}", cfg.db.address(), cfg.db.name, cfg.db.user);
         let db = DbManager::connect(&cfg.db, "chat_server")
             .map_err(|source| StartError::Postgres { addr: pg_addr.clone(), source })?;
         if db.is_superuser().unwrap_or(false) {

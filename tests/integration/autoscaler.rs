@@ -40,6 +40,7 @@ impl Users {
             key_prefix: self.prefix.clone(),
             tls: false,
             ca_file: None,
+            sentinel: None,
         };
         let pool = connect_pool(RedisConnector::new(&cfg).unwrap(), 2).expect("connect to test Redis");
         Presence::new(pool, Keys::new(&self.prefix), unique("pod-"), ttl)

@@ -111,6 +111,7 @@ impl AclUsers {
             key_prefix: self.prefix.clone(),
             tls: false,
             ca_file: None,
+            sentinel: None,
         }
     }
 
