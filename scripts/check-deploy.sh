@@ -24,7 +24,7 @@ step() { echo "check-deploy: $*"; }
 # defaults plus the Secrets scripts/chart-secrets.sh makes.
 SECRETS=(-f "$CHART/ci/secrets-values.yaml")
 
-for variant in default flipped external; do
+for variant in default flipped external ha; do
     values=("${SECRETS[@]}")
     [ "$variant" = default ] || values=(-f "$CHART/ci/$variant-values.yaml")
     step "helm lint / template / kubernetes-validate --strict: $variant values"

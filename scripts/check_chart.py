@@ -1,6 +1,6 @@
 """Checks what `helm lint` cannot see in the rendered chat-app chart.
 
-usage: check_chart.py <rendered.yaml> <default|flipped|external> <repo root>
+usage: check_chart.py <rendered.yaml> <default|flipped|external|ha> <repo root>
 
 Run by scripts/check-deploy.sh on `helm template` output. Exits non-zero
 with one line per problem.
@@ -90,7 +90,7 @@ else:
         check(env.get("REGISTRATION") == "invite", "registration value not passed")
         check(len(certs) == 1 and secret == [certs[0]["spec"]["secretName"]], "pods do not mount the Certificate's Secret")
         check(certs and certs[0]["spec"]["dnsNames"] == ["chat.example.org"], "Certificate names not from values")
-    else:
+    elif variant in ("external", "ha"):
         check(plaintext and not certs and secret == ["team-chat-cert"], "tls.secretName not mounted")
 metrics = [p for p in container["ports"] if p["name"] == "metrics"]
 check(len(metrics) == 1 and str(metrics[0]["containerPort"]) == env_of(container)["METRICS_PORT"],
@@ -105,8 +105,23 @@ check(chat_spec["terminationGracePeriodSeconds"] >= pre_stop + 10, "grace period
 check(env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "chat pods are not named by their pod name")
 # Built-in stores are waited for; external ones are not.
 waits = [c["name"] for c in chat_spec.get("initContainers", [])]
-expected_waits = [] if variant == "external" else ["wait-for-postgresql", "wait-for-redis"]
+expected_waits = [] if variant in ("external", "ha") else ["wait-for-postgresql", "wait-for-redis"]
 check(waits == expected_waits, f"chat pods wait for {waits}, expected {expected_waits}")
+
+# Highly available stores (ci/ha-values.yaml): every pod that talks to Redis
+# finds the master through the sentinels, and every pod that talks to
+# PostgreSQL lists both Services and wants the primary.
+if variant == "ha":
+    for name, spec in pod_specs():
+        for c in spec["containers"]:
+            e = env_of(c)
+            if "REDIS_KEY_PREFIX" in e:
+                check(e.get("REDIS_SENTINELS") == "chat-redis:26379" and e.get("REDIS_MASTER_NAME") == "mymaster",
+                      f"{name}/{c['name']} does not find Redis through the sentinels")
+                check("REDIS_HOST" not in e, f"{name}/{c['name']} also names a Redis host")
+            if "DB_HOST" in e:
+                check(e["DB_HOST"] == "chat-pg-rw,chat-pg-r" and e.get("DB_TARGET_SESSION_ATTRS") == "read-write",
+                      f"{name}/{c['name']} does not list the PostgreSQL hosts for the primary")
 
 autoscaler = component("Deployment", "autoscaler")
 if variant == "external":
@@ -143,13 +158,14 @@ else:
         check(svc["spec"]["ports"][0]["port"] == 8080 and port == 8080, "not port 8080")
         # ci/secrets-values.yaml: every credential in the operator's Secrets.
         check(not of_kind("Secret"), "a Secret rendered although every existingSecret is set")
-    else:
+    elif variant == "flipped":
         check(not of_kind("Role") and not of_kind("RoleBinding"), "rbac.create=false ignored")
         check(as_spec["serviceAccountName"] not in [a["metadata"]["name"] for a in of_kind("ServiceAccount")], "serviceAccount.create=false ignored")
         check(as_spec["serviceAccountName"] == "chat-ops", "serviceAccount.name ignored")
         check(as_env["MIN_REPLICAS"] == "2" and as_env["SCALE_DOWN_DELAY"] == "0", "autoscaler values not passed")
 
-    # The initdb ConfigMap runs files/roles.sql, passwords through \getenv.
+# The initdb ConfigMap runs files/roles.sql, passwords through \getenv.
+if of_kind("StatefulSet"):
     roles_sql = open(f"{root}/helm-chart/chat-app/files/roles.sql").read()
     maps = [d for d in of_kind("ConfigMap") if "roles.sql" in d.get("data", {})]
     check(len(maps) == 1 and maps[0]["data"]["roles.sql"] == roles_sql.rstrip("\n"), "initdb ConfigMap differs from files/roles.sql")
@@ -184,7 +200,7 @@ else:
         verbs = {v for r in droles for rule in r["rules"] for v in rule["verbs"]}
         check(len(droles) == 1 and verbs <= {"get", "list"}, f"dashboard Role is not read-only: {verbs}")
         check(droles and {"resources": ["deployments"], "apiGroups": ["apps"], "resourceNames": [chat_name], "verbs": ["get"]} in droles[0]["rules"], "dashboard cannot read the chat Deployment")
-    else:
+    elif variant == "flipped":
         check(not droles, "dashboard.rbac.create=false ignored")
 monitors = of_kind("PodMonitor")
 check(len(monitors) == (1 if variant == "flipped" else 0), "PodMonitor only when metrics.podMonitor.enabled")

@@ -223,7 +223,9 @@ def report(title, events, faults, pg=None, prefix=None):
         print(f"acknowledged but not stored (lost): {len(lost)}; refused but stored: {len(ghost)}; "
               f"stored twice: {len(dup)}")
     for i, (down, back) in enumerate(faults, 1):
-        after = sorted((t, k) for k, t in sent.items() if t >= back)
+        # Up to the next fault (or the end).
+        until = faults[i][0] if i < len(faults) else float("inf")
+        after = sorted((t, k) for k, t in sent.items() if back <= t < until)
         live = [t for t, k in after if any(r - t <= LIVE for r in recv.get(k, []))]
         first_live = (live[0] - back) if live else None
         # From when on every message was delivered live.

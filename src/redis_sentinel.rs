@@ -26,8 +26,7 @@ pub struct Sentinels {
 
 /// Builds a client to `host:port` with `auth` (the TLS set-up is the
 /// caller's: the same for sentinels and servers).
-pub type ClientFor<'a> =
-    &'a dyn Fn(&str, u16, &redis::RedisConnectionInfo) -> Result<redis::Client, redis::RedisError>;
+pub type ClientFor<'a> = &'a dyn Fn(&str, u16, &redis::RedisConnectionInfo) -> Result<redis::Client, redis::RedisError>;
 
 impl Sentinels {
     pub fn new(cfg: &SentinelConfig, client_for: ClientFor) -> Result<Sentinels, redis::RedisError> {

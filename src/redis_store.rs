@@ -206,6 +206,8 @@ pub struct PooledRedis {
     conn: redis::Connection,
     failed: bool,
     gate: Arc<Gate>,
+    /// The gate's generation when this connection was made.
+    generation: u64,
 }
 
 impl PooledRedis {
@@ -257,10 +259,22 @@ impl r2d2::ManageConnection for RedisConnector {
     type Error = redis::RedisError;
 
     fn connect(&self) -> Result<PooledRedis, redis::RedisError> {
-        Ok(PooledRedis { conn: RedisConnector::connect(self)?, failed: false, gate: Arc::clone(&self.gate) })
+        let generation = self.gate.generation();
+        Ok(PooledRedis {
+            conn: RedisConnector::connect(self)?,
+            failed: false,
+            gate: Arc::clone(&self.gate),
+            generation,
+        })
     }
+    /// Checked at each checkout, without a round trip: a connection made
+    /// before the last failure is dropped rather than lent.
     fn is_valid(&self, conn: &mut PooledRedis) -> Result<(), redis::RedisError> {
-        redis::cmd("PING").query(conn)
+        if conn.generation == self.gate.generation() {
+            Ok(())
+        } else {
+            Err(redis::RedisError::from((redis::ErrorKind::IoError, "made before Redis last failed")))
+        }
     }
     fn has_broken(&self, conn: &mut PooledRedis) -> bool {
         !redis::ConnectionLike::is_open(conn)
@@ -285,6 +299,10 @@ struct Gate {
 struct GateState {
     down_at: Option<Instant>,
     probing: bool,
+    /// Bumped at each failure: a pooled connection made before it may be
+    /// to a Redis that is gone (restarted, failed over) and is not lent
+    /// again, so one outage costs each caller at most one failure.
+    generation: u64,
 }
 
 impl Gate {
@@ -309,6 +327,11 @@ impl Gate {
         let mut s = self.lock();
         s.down_at = Some(Instant::now());
         s.probing = false;
+        s.generation += 1;
+    }
+
+    fn generation(&self) -> u64 {
+        self.lock().generation
     }
 
     fn up(&self) {
@@ -366,7 +389,7 @@ pub fn connect_pool(connector: RedisConnector, size: u32) -> RedisResult<RedisPo
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(REDIS_TIMEOUT)
-        .test_on_check_out(false)
+        .test_on_check_out(true)
         // Failures surface as our own errors, once, with context.
         .error_handler(Box::new(r2d2::NopErrorHandler))
         .build(connector)

@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -67,10 +68,14 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     let end = start + cfg.hold;
     // Answers and deliveries still come this long after the last send.
     let linger = end + Duration::from_secs(10);
+    let senders_done = AtomicUsize::new(0);
     let counts: Vec<(usize, usize)> = std::thread::scope(|scope| {
         for (pair, (conn, sender)) in rx.iter_mut().zip(&senders).enumerate() {
             let events = Arc::clone(&events);
-            scope.spawn(move || receive(conn, pair, sender, clock, linger, &events));
+            let done = &senders_done;
+            scope.spawn(move || {
+                receive(conn, pair, sender, clock, linger, || done.load(Ordering::SeqCst) == p, &events)
+            });
         }
         let threads: Vec<_> = tx
             .iter_mut()
@@ -78,7 +83,12 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
             .map(|(pair, conn)| {
                 let events = Arc::clone(&events);
                 let first = start + every.mul_f64(pair as f64 / p as f64);
-                scope.spawn(move || send(conn, pair, m, clock, (first, every), linger, &events))
+                let done = &senders_done;
+                scope.spawn(move || {
+                    let out = send(conn, pair, m, clock, (first, every), linger, &events);
+                    done.fetch_add(1, Ordering::SeqCst);
+                    out
+                })
             })
             .collect();
         threads.into_iter().map(|t| t.join().unwrap_or_default()).collect()
@@ -139,11 +149,23 @@ fn send(
     })
 }
 
-fn receive(conn: &mut BenchConn, pair: usize, sender: &str, clock: Clock, linger: Instant, events: &Events) {
+/// Logs the deliveries of `sender`'s messages until `linger`, or until the
+/// senders are done and nothing came for a second.
+fn receive(
+    conn: &mut BenchConn,
+    pair: usize,
+    sender: &str,
+    clock: Clock,
+    linger: Instant,
+    senders_done: impl Fn() -> bool,
+    events: &Events,
+) {
     let _ = conn.socket.set_read_timeout(Duration::from_millis(200));
-    while Instant::now() < linger {
+    let mut last = Instant::now();
+    while Instant::now() < linger && !(senders_done() && last.elapsed() > Duration::from_secs(1)) {
         match conn.read_line() {
             Ok(line) => {
+                last = Instant::now();
                 if let Some(protocol::Notification::Message { sender: from, text }) = protocol::parse_notification(line)
                 {
                     if from == sender {

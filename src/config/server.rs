@@ -225,11 +225,8 @@ impl DbConfig {
         let port = env.parsed("DB_PORT", 5432, "a port number")?;
         let hosts = super::parse_host_list(&host, port)
             .ok_or_else(|| ConfigError::new("DB_HOST", &host, "host or host:port entries separated by commas"))?;
-        let read_write = env.choice(
-            "DB_TARGET_SESSION_ATTRS",
-            hosts.len() > 1,
-            &[("any", false), ("read-write", true)],
-        )?;
+        let read_write =
+            env.choice("DB_TARGET_SESSION_ATTRS", hosts.len() > 1, &[("any", false), ("read-write", true)])?;
         Ok(DbConfig {
             hosts,
             read_write,

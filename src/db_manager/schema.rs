@@ -86,7 +86,13 @@ fn index_name(statement: &str) -> Option<&str> {
 
 fn migrate(c: &mut postgres::Client, version: &str) -> Result<(), postgres::Error> {
     // A session lock: the concurrent builds run outside any transaction.
-    c.execute("SELECT pg_advisory_lock($1)", &[&SCHEMA_LOCK_KEY])?;
+    // Tried, not waited for: a statement blocked in pg_advisory_lock holds
+    // a snapshot, and CREATE INDEX CONCURRENTLY in the twin pod that holds
+    // the lock waits for every older snapshot to end (a deadlock when two
+    // pods start together).
+    while !c.query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEMA_LOCK_KEY])?.get::<_, bool>(0) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let result = migrate_locked(c, version);
     let _ = c.execute("SELECT pg_advisory_unlock($1)", &[&SCHEMA_LOCK_KEY]);
     result

@@ -20,6 +20,9 @@ use crate::db_manager::DbManager;
 
 use super::Context;
 
+/// How soon the heartbeat tries again while presence needs rewriting.
+const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The `sessions` rows of this pod's live sessions.
 #[derive(Default)]
 pub struct SessionRows {
@@ -97,13 +100,18 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
         .spawn(move || {
             // The first purge soon after start, then every `purge_every`.
             let mut next_purge = Instant::now() + interval;
+            let mut wait = interval;
             loop {
                 crossbeam_channel::select! {
                     recv(rx) -> _ => break,
                     recv(ctx.presence.wakes()) -> _ => {}
-                    default(interval) => {}
+                    default(wait) => {}
                 }
                 beat(&ctx, &chores);
+                // Presence not rewritten yet (Redis down or just back): try
+                // again soon, so other pods see this pod's users within
+                // moments of Redis answering again.
+                wait = if ctx.presence.is_dirty() { RETRY } else { interval };
                 if Instant::now() >= next_purge {
                     next_purge = Instant::now() + ctx.purge_every;
                     let _ = chores.send(Chore::Purge);

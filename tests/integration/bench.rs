@@ -56,6 +56,17 @@ fn every_scenario_runs_without_loss() {
     assert_eq!((s["ok"].as_str(), s["failed"].as_str()), ("4", "0"), "{s:?}");
     assert!(s["server_cpu_ms_each"].parse::<f64>().is_ok(), "{s:?}");
 
+    // The failover drill's load: every send, answer and delivery logged.
+    let events = std::env::temp_dir().join(unique("drill-events"));
+    let path = events.to_str().expect("temp path");
+    let s = bench(&["drill", "-p", "2", "--rate", "100", "-s", "1", "--events", path], &[a.port, b.port]);
+    assert_eq!((s["sent"].as_str(), s["answered"].as_str()), ("100", "100"), "{s:?}");
+    let log = std::fs::read_to_string(&events).expect("drill events");
+    let _ = std::fs::remove_file(&events);
+    let count = |kind: &str| log.lines().filter(|l| l.starts_with(kind)).count();
+    assert_eq!((count("sent "), count("ack "), count("recv "), count("refused ")), (100, 100, 100, 0), "{log}");
+    assert!(log.lines().filter(|l| l.starts_with("ack ")).all(|l| l.contains(" delivered ")), "{log}");
+
     let s = bench(&["idle", "-c", "5", "-s", "1", "--pid", &pid], &[a.port]);
     assert_eq!((s["up"].as_str(), s["alive_after_hold"].as_str()), ("5", "5"));
     assert!(s["rss_per_conn_kib"].parse::<f64>().is_ok(), "{s:?}");

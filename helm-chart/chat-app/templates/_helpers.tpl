@@ -152,8 +152,15 @@ Where chatp finds PostgreSQL and Redis: in the release or outside it.
 {{- if .Values.redis.enabled }}
 {{- include "chat-app.redis.fullname" . }}
 {{- else }}
-{{- required "externalRedis.host is required when redis.enabled is false" .Values.externalRedis.host }}
+{{- required "externalRedis.host (or externalRedis.sentinel.hosts) is required when redis.enabled is false" .Values.externalRedis.host }}
 {{- end }}
+{{- end }}
+
+{{/*
+The external Redis is found through sentinels (externalRedis.sentinel.hosts).
+*/}}
+{{- define "chat-app.redis.sentinels" -}}
+{{- if not .Values.redis.enabled }}{{ join "," .Values.externalRedis.sentinel.hosts }}{{ end }}
 {{- end }}
 
 {{- define "chat-app.redis.port" -}}
@@ -167,10 +174,18 @@ user's password from the Secret. Call with (dict "root" $ "user" "chat").
 */}}
 {{- define "chat-app.redis.env" -}}
 {{- $root := .root }}
+{{- $sentinels := include "chat-app.redis.sentinels" $root }}
+{{- if $sentinels }}
+- name: REDIS_SENTINELS
+  value: {{ $sentinels | quote }}
+- name: REDIS_MASTER_NAME
+  value: {{ $root.Values.externalRedis.sentinel.masterName | quote }}
+{{- else }}
 - name: REDIS_HOST
   value: {{ include "chat-app.redis.host" $root | quote }}
 - name: REDIS_PORT
   value: {{ include "chat-app.redis.port" $root | quote }}
+{{- end }}
 - name: REDIS_KEY_PREFIX
   value: {{ $root.Values.redis.keyPrefix | quote }}
 {{- if $root.Values.redis.auth.enabled }}
@@ -195,6 +210,10 @@ DB_HOST, DB_PORT, DB_NAME, DB_USER and DB_PASS from the Secret. Call with
   value: {{ include "chat-app.db.host" .root | quote }}
 - name: DB_PORT
   value: {{ include "chat-app.db.port" .root | quote }}
+{{- if and (not .root.Values.postgresql.enabled) .root.Values.externalDatabase.targetSessionAttrs }}
+- name: DB_TARGET_SESSION_ATTRS
+  value: {{ .root.Values.externalDatabase.targetSessionAttrs | quote }}
+{{- end }}
 - name: DB_NAME
   value: {{ $auth.database | quote }}
 - name: DB_USER
