@@ -64,7 +64,10 @@ def start(args, log, env=None):
 def as_pg(args, **kw):
     if os.getuid() == 0:
         args = ["runuser", "-u", "postgres", "--"] + args
-    return subprocess.run(args, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"ha-drill: {' '.join(args)} failed:\n{r.stdout}")
+    return r
 
 
 def pg_bin():
@@ -78,23 +81,25 @@ class Postgres:
     def __init__(self, work, name, port):
         self.data, self.port, self.bin = os.path.join(work, name), port, pg_bin()
 
-    def init_primary(self, synchronous):
+    def make_dir(self):
         os.makedirs(self.data)
         if os.getuid() == 0:
             shutil.chown(self.data, "postgres")
         os.chmod(self.data, 0o700)
+
+    def init_primary(self):
+        self.make_dir()
         as_pg([f"{self.bin}/initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8",
                "--locale=C.UTF-8"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write(f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{self.data}'\n"
                     "max_connections = 200\nwal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n")
-            if synchronous:
-                f.write("synchronous_standby_names = '*'\nsynchronous_commit = on\n")
         self.start()
         self.psql("CREATE ROLE chatuser LOGIN PASSWORD 'chatpass'")
         self.psql("CREATE DATABASE chatdb OWNER chatuser")
 
     def init_standby(self, primary):
+        self.make_dir()
         as_pg([f"{self.bin}/pg_basebackup", "-D", self.data, "-h", "127.0.0.1", "-p", str(primary.port),
                "-U", "postgres", "-R", "-X", "stream"])
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
@@ -245,7 +250,7 @@ def report(title, events, faults, pg=None, prefix=None):
 
 def redis_drill(work, mode, restarts):
     pg = Postgres(work, "pg", free_port())
-    pg.init_primary(False)
+    pg.init_primary()
     db = dict(DB_HOST="127.0.0.1", DB_PORT=str(pg.port))
     master = free_port()
     proc = redis_server(work, "redis-a", master)
@@ -287,8 +292,13 @@ def redis_drill(work, mode, restarts):
 
 def pg_drill(work, synchronous):
     primary, standby = Postgres(work, "pg-primary", free_port()), Postgres(work, "pg-standby", free_port())
-    primary.init_primary(synchronous)
+    primary.init_primary()
     standby.init_standby(primary)
+    if synchronous:
+        # Only now: with no standby yet, every commit would wait for one.
+        primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        primary.psql("SELECT pg_reload_conf()")
+    print(primary.psql("SELECT application_name, sync_state FROM pg_stat_replication").strip())
     redis = free_port()
     redis_server(work, "redis", redis)
     env = dict(DB_HOST=f"127.0.0.1:{primary.port},127.0.0.1:{standby.port}", REDIS_HOST="127.0.0.1",

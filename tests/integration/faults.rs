@@ -357,16 +357,17 @@ fn a_pod_that_cannot_migrate_waits_without_stopping_the_others() {
 struct RedisProc(std::process::Child);
 
 impl RedisProc {
-    fn start(port: u16, extra: &[&str]) -> RedisProc {
-        let dir = std::env::temp_dir();
-        let child = std::process::Command::new("redis-server")
+    /// `redis-server [conf] --port PORT ... extra`: a config file must come
+    /// first.
+    fn start(port: u16, conf: Option<&std::path::Path>, extra: &[&str]) -> RedisProc {
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(conf)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(&dir)
+            .arg(std::env::temp_dir())
             .args(extra)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/services.sh installs it)");
+            .stdout(std::process::Stdio::null());
+        let child = cmd.spawn().expect("redis-server (scripts/services.sh installs it)");
         wait_port(port);
         RedisProc(child)
     }
@@ -399,19 +400,19 @@ fn wait_port(port: u16) {
 #[test]
 fn pods_follow_a_sentinel_failover() {
     let (master_port, replica_port, sentinel_port) = (free_port(), free_port(), free_port());
-    let mut master = RedisProc::start(master_port, &[]);
-    let _replica = RedisProc::start(replica_port, &["--replicaof", "127.0.0.1", &master_port.to_string()]);
+    let mut master = RedisProc::start(master_port, None, &[]);
+    let _replica = RedisProc::start(replica_port, None, &["--replicaof", "127.0.0.1", &master_port.to_string()]);
     let name = unique("m");
     let conf = std::env::temp_dir().join(format!("{name}.conf"));
     std::fs::write(
         &conf,
         format!(
-            "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor {name} 127.0.0.1 {master_port} 1\n\
+            "sentinel monitor {name} 127.0.0.1 {master_port} 1\n\
              sentinel down-after-milliseconds {name} 500\nsentinel failover-timeout {name} 2000\n"
         ),
     )
     .unwrap();
-    let _sentinel = RedisProc::start(sentinel_port, &[conf.to_str().unwrap(), "--sentinel"]);
+    let _sentinel = RedisProc::start(sentinel_port, Some(&conf), &["--sentinel"]);
     // The replica has caught up before anything is written.
     let mut replica =
         redis::Client::open(format!("redis://127.0.0.1:{replica_port}/")).unwrap().get_connection().unwrap();
@@ -455,8 +456,11 @@ fn pods_follow_a_sentinel_failover() {
     assert!(slowest < Duration::from_secs(1), "an answer took {slowest:?} during the failover");
     assert!(healed < Duration::from_secs(10), "{healed:?}");
     drop(master);
-    // The pods write to the promoted replica now.
-    let mut promoted = replica;
+    // The pods write to the promoted replica now (the sentinel closed the
+    // replica's client connections when it promoted it).
+    drop(replica);
+    let mut promoted =
+        redis::Client::open(format!("redis://127.0.0.1:{replica_port}/")).unwrap().get_connection().unwrap();
     let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut promoted).unwrap();
     assert_eq!(redis::from_redis_value::<String>(&role[0]).unwrap(), "master");
     let online: Vec<String> = redis::cmd("SMEMBERS").arg(w.keys().online_users()).query(&mut promoted).unwrap();
