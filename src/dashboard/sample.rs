@@ -137,8 +137,8 @@ impl Sources {
             let rate = self
                 .previous
                 .filter(|(t0, _)| at > *t0)
-                .map(|(t0, m0)| (t.messages - m0).max(0) as f64 / (at - t0) as f64);
-            self.previous = Some((at, t.messages));
+                .map(|(t0, m0)| (t.message_ids - m0).max(0) as f64 / (at - t0) as f64);
+            self.previous = Some((at, t.message_ids));
             rate
         });
         let (last, events) = reports.unwrap_or((None, Vec::new()));

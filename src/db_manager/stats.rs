@@ -2,7 +2,7 @@
 
 use super::{DbManager, StoreResult};
 
-/// What the database holds, counted now.
+/// What the database holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
     pub registered_users: i64,
@@ -11,15 +11,41 @@ pub struct Totals {
     pub private_messages: i64,
     pub broadcast_messages: i64,
     pub group_messages: i64,
+    /// The sum of the three tables' highest ids: it grows by one per
+    /// message stored, so its change gives the rate exactly, and reading it
+    /// costs an index lookup however big the tables are.
+    #[serde(skip)]
+    pub message_ids: i64,
+}
+
+/// A table's rows: counted while PostgreSQL's estimate (`reltuples`, kept
+/// by autovacuum) says it holds fewer than this, estimated beyond. A count
+/// of 10,000,000 messages every sample would cost PostgreSQL a third of a
+/// core; the estimate costs a catalogue lookup.
+pub const EXACT_BELOW: i64 = 100_000;
+
+/// `count(*)` of `table` when small (or never analysed), else the estimate.
+/// The scalar subquery is an init plan, run only when the branch needs it.
+fn rows(table: &str) -> String {
+    format!(
+        "(SELECT CASE WHEN c.reltuples < 0 OR c.reltuples < {EXACT_BELOW} THEN (SELECT count(*) FROM {table}) \
+                      ELSE c.reltuples::bigint END FROM pg_class c WHERE c.oid = '{table}'::regclass)"
+    )
 }
 
 impl DbManager {
     pub fn totals(&self) -> StoreResult<Totals> {
-        let row = self.conn()?.query_one(
-            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages), \
-                    (SELECT count(*) FROM broadcast_messages), (SELECT count(*) FROM group_messages)",
-            &[],
-        )?;
+        let sql = format!(
+            "SELECT {}, {}, {}, {}, \
+                    COALESCE((SELECT max(message_id) FROM messages), 0)::bigint \
+                    + COALESCE((SELECT max(broadcast_id) FROM broadcast_messages), 0) \
+                    + COALESCE((SELECT max(message_id) FROM group_messages), 0)",
+            rows("users"),
+            rows("messages"),
+            rows("broadcast_messages"),
+            rows("group_messages")
+        );
+        let row = self.conn()?.query_one(sql.as_str(), &[])?;
         let (private, broadcast, group): (i64, i64, i64) = (row.get(1), row.get(2), row.get(3));
         Ok(Totals {
             registered_users: row.get(0),
@@ -27,6 +53,7 @@ impl DbManager {
             private_messages: private,
             broadcast_messages: broadcast,
             group_messages: group,
+            message_ids: row.get(4),
         })
     }
 }
