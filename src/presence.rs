@@ -502,6 +502,22 @@ impl Presence {
     }
 
     /// The usernames online on any pod.
+    /// Which of `names` are online (one pipelined round trip; the whole
+    /// set may hold 100,000 names).
+    pub fn online_among(&self, names: &[String]) -> RedisResult<HashSet<String>> {
+        if names.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let action = "reading who is online";
+        let mut c = self.conn(action)?;
+        let mut pipe = redis::pipe();
+        for n in names {
+            pipe.sismember(self.keys.online_users(), n);
+        }
+        let flags: Vec<bool> = pipe.query(&mut *c).map_err(failed(action))?;
+        Ok(names.iter().zip(flags).filter(|(_, on)| *on).map(|(n, _)| n.clone()).collect())
+    }
+
     pub fn online_users(&self) -> RedisResult<HashSet<String>> {
         let action = "reading online users";
         let mut c = self.conn(action)?;

@@ -52,6 +52,13 @@ pub const MAIN_MENU_START: &str = "MAIN_MENU_START";
 pub const MAIN_MENU_END: &str = "MAIN_MENU_END";
 const INVALID_OPTION: &str = "INVALID_OPTION";
 pub const CONTACT_LIST_START: &str = "CONTACT_LIST_START";
+/// Protocol 2, last line of a contact list cut at [`CONTACT_LIST_MAX`]:
+/// `CONTACT_LIST_MORE:<users not listed>`.
+pub const CONTACT_LIST_MORE: &str = "CONTACT_LIST_MORE";
+/// Most users a contact list shows (then the people with the most recent
+/// conversations first, and how many more there are). Up to this many
+/// other users, the list is every one by name, as the original.
+pub const CONTACT_LIST_MAX: usize = 200;
 pub const CONTACT_LIST_END: &str = "CONTACT_LIST_END";
 const CONTACT_NOT_FOUND: &str = "CONTACT_NOT_FOUND";
 const CONVERSATION_START: &str = "CONVERSATION_START";
@@ -224,6 +231,16 @@ pub fn broadcast_contact() -> String {
 pub fn contact(username: &str, online: bool) -> String {
     let status = if online { text::CONTACT_ONLINE } else { text::CONTACT_OFFLINE };
     format!("{username}|{status}")
+}
+/// Protocol 1's last row of a cut contact list: a row the original client
+/// shows as it shows a contact, saying how many more there are and how to
+/// reach them (any name typed opens its conversation).
+pub fn contact_list_more_row(more: i64) -> String {
+    contact(&format!("(and {more} more: type a name)"), false)
+}
+/// Protocol 2's `CONTACT_LIST_MORE:<n>`.
+pub fn contact_list_more(more: i64) -> String {
+    format!("{CONTACT_LIST_MORE}:{more}")
 }
 /// A contact row for protocol 2: `<username>|<online|offline>|<unread>`.
 pub fn contact_with_unread(username: &str, online: bool, unread: i64) -> String {
@@ -709,6 +726,8 @@ pub enum ServerLine<'a> {
     MainMenuEnd,
     ContactListStart,
     ContactListEnd,
+    /// `CONTACT_LIST_MORE:<n>`: n users not listed.
+    ContactListMore(i64),
     ConversationStart(&'a str),
     BroadcastStart(&'a str),
     ConversationReady,
@@ -821,6 +840,7 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         PASSWORD_CHANGED => ServerLine::PasswordResult(true, body),
         PASSWORD_FAILED => ServerLine::PasswordResult(false, body),
         UNREAD => parse_unread(body).map_or(ServerLine::Other(line), |(t, l)| ServerLine::Unread(t, l)),
+        CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
                 (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),

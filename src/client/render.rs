@@ -222,6 +222,9 @@ impl Renderer {
                 self.place = Place::Menu;
                 Output::show(vec![String::new(), "=== Contacts ===".into()], false)
             }
+            ServerLine::ContactListMore(n) => {
+                Output::show(vec![format!("  … and {n} more: type a name to chat")], false)
+            }
             ServerLine::ContactListEnd => {
                 Output::show(vec!["Type a username to chat, BROADCAST for the channel, or 'back'.".into()], true)
             }

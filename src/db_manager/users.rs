@@ -135,11 +135,42 @@ impl DbManager {
         Ok(())
     }
 
-    /// Every user but `user_id`, by name.
-    pub fn other_usernames(&self, user_id: i32) -> StoreResult<Vec<String>> {
-        let rows =
-            self.conn()?.query("SELECT username FROM users WHERE user_id <> $1 ORDER BY username", &[&user_id])?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+    /// The contact list of `user_id`: every other user by name when there
+    /// are at most `max`; beyond, the people `user_id` has conversations
+    /// with (most recent first), then the others by name, `max` in all, and
+    /// how many users are not listed. Each statement reads at most `max + 1`
+    /// rows through an index, however many users there are.
+    pub fn contact_page(&self, user_id: i32, max: usize) -> StoreResult<(Vec<String>, i64)> {
+        let mut c = self.conn()?;
+        let limit = max as i64;
+        let by_name: Vec<String> = c
+            .query(
+                "SELECT username FROM users WHERE user_id <> $1 ORDER BY username LIMIT $2",
+                &[&user_id, &(limit + 1)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if by_name.len() <= max {
+            return Ok((by_name, 0));
+        }
+        let mut names: Vec<String> = c
+            .query(
+                "SELECT u.username FROM conversations c \
+                 JOIN users u ON u.user_id = CASE WHEN c.participant1_id = $1 THEN c.participant2_id \
+                                                  ELSE c.participant1_id END \
+                 WHERE (c.participant1_id = $1 OR c.participant2_id = $1) AND u.user_id <> $1 \
+                 ORDER BY c.last_message_at DESC NULLS LAST LIMIT $2",
+                &[&user_id, &limit],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let recent: std::collections::HashSet<String> = names.iter().cloned().collect();
+        names.extend(by_name.into_iter().filter(|n| !recent.contains(n)).take(max.saturating_sub(recent.len())));
+        let others: i64 = c.query_one("SELECT count(*) - 1 FROM users", &[])?.get(0);
+        let more = (others - names.len() as i64).max(0);
+        Ok((names, more))
     }
 
     pub fn find_user_id(&self, username: &str) -> StoreResult<Option<i32>> {

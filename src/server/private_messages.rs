@@ -15,10 +15,11 @@ use super::session::{Outgoing, Session};
 /// Menu 1: the contact list, until `back`.
 pub fn run(s: &mut Session) -> Step {
     loop {
-        let Some(contacts) = s.loaded("listing contacts", s.ctx.db.other_usernames(s.user.id))? else {
+        let page = s.ctx.db.contact_page(s.user.id, protocol::CONTACT_LIST_MAX);
+        let Some((contacts, more)) = s.loaded("listing contacts", page)? else {
             return Ok(());
         };
-        let online = s.ctx.presence.online_users().unwrap_or_else(|e| {
+        let online = s.ctx.presence.online_among(&contacts).unwrap_or_else(|e| {
             warn!("contact list without presence: {e}");
             HashSet::new()
         });
@@ -43,6 +44,13 @@ pub fn run(s: &mut Session) -> Step {
             };
             s.conn.send(line)?;
         }
+        if more > 0 {
+            s.conn.send(if s.conn.outbox().speaks_sessions() {
+                protocol::contact_list_more(more)
+            } else {
+                protocol::contact_list_more_row(more)
+            })?;
+        }
         s.conn.send(protocol::CONTACT_LIST_END)?;
 
         let choice = s.conn.read_line()?;
@@ -52,7 +60,10 @@ pub fn run(s: &mut Session) -> Step {
         if choice == input::BROADCAST {
             return broadcast::run(s);
         }
-        if !contacts.contains(&choice) {
+        // A name beyond the list's cut is found by name.
+        let known = contacts.contains(&choice)
+            || (more > 0 && choice != s.user.name && matches!(s.ctx.db.find_user_id(&choice), Ok(Some(_))));
+        if !known {
             s.conn.send(protocol::contact_not_found())?;
             continue;
         }

@@ -134,3 +134,75 @@ fn a_user_logged_in_twice_receives_on_both_sessions() {
     b2.expect(&protocol::message(&a, "still there"));
     let _ = text::DELIVERED;
 }
+
+/// Issue 26: a team of thousands gets a contact list it can read. Beyond
+/// `CONTACT_LIST_MAX` other users the list shows the people one has talked
+/// to (most recent first), then the others by name, and says how many more
+/// there are: as a row the original client prints like a contact
+/// (protocol 1), as `CONTACT_LIST_MORE:<n>` for protocol 2. A name beyond
+/// the cut still opens its conversation; with fewer users the list is the
+/// original's, every one by name.
+#[test]
+fn a_big_team_gets_a_bounded_contact_list_and_reaches_anyone_by_name() {
+    let w = World::new("contacts_big");
+    let server = w.start_server();
+    let (me, friend) = (unique("me"), unique("zz_friend"));
+    let mut c = server.connect();
+    c.signup(&me, "pw");
+    // A conversation with a user who sorts last by name.
+    server.connect().signup(&friend, "pw");
+    let history = c.open_conversation(&friend);
+    assert!(history.is_empty(), "{history:?}");
+    c.send("hello");
+    c.line();
+    c.send(input::BACK);
+    c.lines_until(protocol::CONTACT_LIST_END);
+    c.send(input::BACK);
+    c.lines_until(protocol::MAIN_MENU_END);
+
+    let extra = protocol::CONTACT_LIST_MAX + 50;
+    w.db()
+        .execute(
+            "INSERT INTO users (username, password_hash) SELECT 'bulk' || lpad(i::text, 4, '0'), 'x' \
+             FROM generate_series(1, $1) i",
+            &[&(extra as i32)],
+        )
+        .unwrap();
+    let others = extra as i64 + 1;
+
+    // Protocol 1: the original's rows only.
+    c.send(input::MENU_PRIVATE);
+    c.expect(protocol::CONTACT_LIST_START);
+    let rows = c.lines_until(protocol::CONTACT_LIST_END);
+    assert_eq!(rows.len(), 1 + protocol::CONTACT_LIST_MAX + 1, "broadcast, the cut list, the 'more' row");
+    assert_eq!(rows[1], protocol::contact(&friend, false), "the person talked to comes first: {:?}", &rows[..3]);
+    assert_eq!(rows[2], protocol::contact("bulk0001", false), "then the others by name");
+    let more = others - protocol::CONTACT_LIST_MAX as i64;
+    assert_eq!(rows.last().unwrap(), &protocol::contact_list_more_row(more));
+    // A name not listed opens its conversation; a made-up one does not.
+    let unlisted = format!("bulk{extra:04}");
+    assert!(!rows.iter().any(|r| r.starts_with(&format!("{unlisted}|"))));
+    c.send(&unlisted);
+    c.expect(&protocol::conversation_start(&unlisted));
+    c.lines_until(protocol::CONVERSATION_READY);
+    c.send(input::BACK);
+    c.lines_until(protocol::CONTACT_LIST_END);
+    c.send("nobody-at-all");
+    c.expect(&protocol::contact_not_found());
+    c.lines_until(protocol::CONTACT_LIST_END);
+    c.send(&me);
+    c.expect(&protocol::contact_not_found());
+
+    // Protocol 2: the count as its own line.
+    let mut p2 = server.connect();
+    p2.hello();
+    let answer = p2.login_attempt(&friend, "pw");
+    assert_eq!(answer, protocol::auth_success(text::LOGIN_OK));
+    p2.lines_until(protocol::MAIN_MENU_END);
+    p2.send(input::MENU_PRIVATE);
+    p2.expect(protocol::CONTACT_LIST_START);
+    let rows = p2.lines_until(protocol::CONTACT_LIST_END);
+    assert_eq!(rows.len(), 1 + protocol::CONTACT_LIST_MAX + 1);
+    assert!(rows[1].starts_with(&format!("{me}|online|")), "{:?}", &rows[..3]);
+    assert_eq!(rows.last().unwrap(), &protocol::contact_list_more(more));
+}
