@@ -240,7 +240,7 @@ def report(title, events, faults, pg=None, prefix=None):
                 steady = t - back
                 break
         offline_late = sum(1 for t, k in after if t > back + LIVE and answer.get(k, ("",))[0] == "offline")
-        writes = [answer[k][1] for t, k in after if answer.get(k, ("",))[0] in ("delivered", "offline")]
+        writes = sorted(answer[k][1] for t, k in after if answer.get(k, ("",))[0] in ("delivered", "offline"))
         print(f"fault {i}: down {down - faults[0][0]} ms into the drill, back after {back - down} ms; "
               f"first live delivery of a message sent after: +{first_live} ms; "
               f"every later message live from +{steady if steady is not None else 0} ms; "
@@ -298,7 +298,13 @@ def pg_drill(work, synchronous):
         # Only now: with no standby yet, every commit would wait for one.
         primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
         primary.psql("SELECT pg_reload_conf()")
-    print(primary.psql("SELECT application_name, sync_state FROM pg_stat_replication").strip())
+    want = "sync" if synchronous else "async"
+    end = time.time() + 30
+    while primary.psql("SELECT sync_state FROM pg_stat_replication").strip() != want:
+        if time.time() > end:
+            sys.exit(f"ha-drill: the standby never became {want}")
+        time.sleep(0.2)
+    print(f"standby streaming, {want}")
     redis = free_port()
     redis_server(work, "redis", redis)
     env = dict(DB_HOST=f"127.0.0.1:{primary.port},127.0.0.1:{standby.port}", REDIS_HOST="127.0.0.1",

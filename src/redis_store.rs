@@ -213,10 +213,13 @@ pub struct PooledRedis {
 impl PooledRedis {
     fn track<T>(&mut self, r: redis::RedisResult<T>) -> redis::RedisResult<T> {
         if let Err(e) = &r {
-            // READONLY: the server turned replica (a failover); the next
-            // connection goes to the new master.
-            if e.is_timeout()
-                || e.is_io_error()
+            // A timeout condemns this connection only (one slow command is
+            // not an outage); a refused, reset or closed connection, or
+            // READONLY (the server turned replica in a failover), is Redis
+            // gone from here: the gate shuts for every caller.
+            if e.is_timeout() {
+                self.failed = true;
+            } else if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_unrecoverable_error()
                 || e.kind() == redis::ErrorKind::ReadOnly
@@ -258,14 +261,12 @@ impl r2d2::ManageConnection for RedisConnector {
     type Connection = PooledRedis;
     type Error = redis::RedisError;
 
+    /// A failed connect shuts the gate. The generation is read once the
+    /// connection is made: one that took longer than a probe's wait is
+    /// still lent to the next probe, not thrown away.
     fn connect(&self) -> Result<PooledRedis, redis::RedisError> {
-        let generation = self.gate.generation();
-        Ok(PooledRedis {
-            conn: RedisConnector::connect(self)?,
-            failed: false,
-            gate: Arc::clone(&self.gate),
-            generation,
-        })
+        let conn = RedisConnector::connect(self).inspect_err(|_| self.gate.trip())?;
+        Ok(PooledRedis { conn, failed: false, gate: Arc::clone(&self.gate), generation: self.gate.generation() })
     }
     /// Checked at each checkout, without a round trip: a connection made
     /// before the last failure is dropped rather than lent.
@@ -310,17 +311,26 @@ impl Gate {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `Some(timeout)`: try, waiting at most that; `None`: fail at once.
-    fn admit(&self) -> Option<Duration> {
+    /// `Some((timeout, probing))`: try, waiting at most that (as the one
+    /// prober while the gate is shut); `None`: fail at once.
+    fn admit(&self) -> Option<(Duration, bool)> {
         let mut s = self.lock();
         match s.down_at {
-            None => Some(REDIS_TIMEOUT),
+            None => Some((REDIS_TIMEOUT, false)),
             Some(at) if at.elapsed() >= RETRY_AFTER && !s.probing => {
                 s.probing = true;
-                Some(PROBE_TIMEOUT)
+                Some((PROBE_TIMEOUT, true))
             }
             Some(_) => None,
         }
+    }
+
+    /// The probe found no connection: shut for another [`RETRY_AFTER`]
+    /// (connections already made stay valid).
+    fn probe_failed(&self) {
+        let mut s = self.lock();
+        s.down_at = Some(Instant::now());
+        s.probing = false;
     }
 
     fn trip(&self) {
@@ -362,7 +372,7 @@ pub struct RedisPool {
 
 impl RedisPool {
     pub fn get(&self) -> Result<r2d2::PooledConnection<RedisConnector>, Unavailable> {
-        let Some(timeout) = self.gate.admit() else {
+        let Some((timeout, probing)) = self.gate.admit() else {
             return Err(Unavailable("unreachable moments ago; tried again shortly".into()));
         };
         match self.pool.get_timeout(timeout) {
@@ -371,7 +381,11 @@ impl RedisPool {
                 Ok(conn)
             }
             Err(e) => {
-                self.gate.trip();
+                // Not an outage by itself (every connection may be busy): a
+                // failed connect or command has shut the gate if Redis is gone.
+                if probing {
+                    self.gate.probe_failed();
+                }
                 Err(Unavailable(e.to_string()))
             }
         }

@@ -88,19 +88,32 @@ impl RedisConfig {
 }
 
 /// `host:port` entries separated by commas (`DB_HOST`, `REDIS_SENTINELS`),
-/// `default_port` where an entry has none; `None` for a malformed entry or
-/// an empty list. IPv6 addresses are not accepted (use a host name).
+/// `default_port` where an entry has none; IPv6 as `[::1]:5432`, `[::1]` or
+/// a bare `::1`. `None` for a malformed entry or an empty list.
 pub fn parse_host_list(value: &str, default_port: u16) -> Option<Vec<(String, u16)>> {
+    let port = |p: &str| p.parse().ok().filter(|p| *p > 0);
     value
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
-        .map(|entry| match entry.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && !host.contains(':') => {
-                Some((host.to_string(), port.parse().ok().filter(|p| *p > 0)?))
+        .map(|entry| {
+            if let Some(rest) = entry.strip_prefix('[') {
+                let (host, after) = rest.split_once(']')?;
+                let p = match after {
+                    "" => default_port,
+                    _ => port(after.strip_prefix(':')?)?,
+                };
+                return (!host.is_empty()).then(|| (host.to_string(), p));
             }
-            None => Some((entry.to_string(), default_port)),
-            _ => None,
+            match entry.split(':').count() {
+                1 => Some((entry.to_string(), default_port)),
+                2 => {
+                    let (host, p) = entry.split_once(':')?;
+                    (!host.is_empty()).then_some(())?;
+                    Some((host.to_string(), port(p)?))
+                }
+                _ => Some((entry.to_string(), default_port)), // a bare IPv6 address
+            }
         })
         .collect::<Option<Vec<_>>>()
         .filter(|v| !v.is_empty())
@@ -254,5 +267,12 @@ mod tests {
         assert_eq!(parse_host_list("a:x", 1), None);
         assert_eq!(parse_host_list("a:0", 1), None);
         assert_eq!(parse_host_list(":5", 1), None);
+        assert_eq!(parse_host_list("::1", 5432), Some(vec![("::1".into(), 5432)]));
+        assert_eq!(
+            parse_host_list("[::1]:6000,[fe80::2]", 5432),
+            Some(vec![("::1".into(), 6000), ("fe80::2".into(), 5432)])
+        );
+        assert_eq!(parse_host_list("[::1", 1), None);
+        assert_eq!(parse_host_list("[::1]x", 1), None);
     }
 }

@@ -52,7 +52,9 @@ impl PgTarget {
             .user(&cfg.user)
             .password(&cfg.password)
             .application_name(application)
-            .connect_timeout(Duration::from_secs(5))
+            // Per host: with several, one that stopped answering (a lost
+            // node, no RST) must not hold every reconnect for long.
+            .connect_timeout(Duration::from_secs(if cfg.hosts.len() > 1 { 2 } else { 5 }))
             // A PostgreSQL that hangs (locks, failover, a black hole) costs a
             // request seconds, never a thread for ever: statements and lock
             // waits are cut short by the server, a silent socket by the

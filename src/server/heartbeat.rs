@@ -20,7 +20,8 @@ use crate::db_manager::DbManager;
 
 use super::Context;
 
-/// How soon the heartbeat tries again while presence needs rewriting.
+/// How soon the heartbeat first tries again while presence needs
+/// rewriting (then twice as long each time, up to its tick).
 const RETRY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// The `sessions` rows of this pod's live sessions.
@@ -101,6 +102,7 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
             // The first purge soon after start, then every `purge_every`.
             let mut next_purge = Instant::now() + interval;
             let mut wait = interval;
+            let mut retry: Option<std::time::Duration> = None;
             loop {
                 crossbeam_channel::select! {
                     recv(rx) -> _ => break,
@@ -111,7 +113,9 @@ pub fn start(ctx: Arc<Context>) -> (Sender<()>, JoinHandle<()>) {
                 // Presence not rewritten yet (Redis down or just back): try
                 // again soon, so other pods see this pod's users within
                 // moments of Redis answering again.
-                wait = if ctx.presence.is_dirty() { RETRY } else { interval };
+                // Backing off to the normal tick in a long outage.
+                retry = ctx.presence.is_dirty().then(|| retry.map_or(RETRY, |r| (r * 2).min(interval)));
+                wait = retry.unwrap_or(interval);
                 if Instant::now() >= next_purge {
                     next_purge = Instant::now() + ctx.purge_every;
                     let _ = chores.send(Chore::Purge);
