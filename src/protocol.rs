@@ -75,6 +75,12 @@ const NOT_MEMBER: &str = "NOT_MEMBER";
 const INVALID_SELECTION: &str = "INVALID_SELECTION";
 pub const BROWSE_GROUPS_START: &str = "BROWSE_GROUPS_START";
 pub const BROWSE_GROUPS_END: &str = "BROWSE_GROUPS_END";
+/// Protocol 2, last line of a browse list cut at [`BROWSE_GROUPS_MAX`]:
+/// `BROWSE_GROUPS_MORE:<older groups not listed>`.
+pub const BROWSE_GROUPS_MORE: &str = "BROWSE_GROUPS_MORE";
+/// Most groups the browse list shows (the newest); up to this many, every
+/// active group, oldest first, as the original.
+pub const BROWSE_GROUPS_MAX: usize = 200;
 const JOIN_SUCCESS: &str = "JOIN_SUCCESS";
 const JOIN_FAILED: &str = "JOIN_FAILED";
 const INVALID_COMMAND: &str = "INVALID_COMMAND";
@@ -289,6 +295,15 @@ pub fn my_group(id: i32, name: &str, description: Option<&str>, members: i64, ad
     format!("{id}|{name}|{}|{members}|{badge}", description_or_default(description))
 }
 /// `<id>|<name>|<description>|<member count>|<✅ Member or Join>` (menu 4).
+/// Protocol 1's last row of a cut browse list, shown by the original client
+/// as a group: how many older groups there are and how to join one.
+pub fn browse_more_row(more: i64) -> String {
+    browse_group(0, &format!("(and {more} older groups)"), Some("join:<id> joins any group by its id"), 0, false)
+}
+/// Protocol 2's `BROWSE_GROUPS_MORE:<n>`.
+pub fn browse_groups_more(more: i64) -> String {
+    format!("{BROWSE_GROUPS_MORE}:{more}")
+}
 pub fn browse_group(id: i32, name: &str, description: Option<&str>, members: i64, member: bool) -> String {
     let status = if member { text::BROWSE_MEMBER } else { text::BROWSE_JOIN };
     format!("{id}|{name}|{}|{members}|{status}", description_or_default(description))
@@ -735,6 +750,8 @@ pub enum ServerLine<'a> {
     MyGroupsEnd,
     BrowseGroupsStart,
     BrowseGroupsEnd,
+    /// `BROWSE_GROUPS_MORE:<n>`: n older groups not listed.
+    BrowseGroupsMore(i64),
     CreateGroupPrompt,
     /// `CREATE_SUCCESS:<text>|<id>`: (text, id).
     CreateSuccess(&'a str, &'a str),
@@ -841,6 +858,7 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         PASSWORD_FAILED => ServerLine::PasswordResult(false, body),
         UNREAD => parse_unread(body).map_or(ServerLine::Other(line), |(t, l)| ServerLine::Unread(t, l)),
         CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
+        BROWSE_GROUPS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::BrowseGroupsMore),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
                 (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),

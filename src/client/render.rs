@@ -256,6 +256,9 @@ impl Renderer {
                 Output::show(vec![String::new(), "=== All Groups ===".into()], false)
             }
             ServerLine::MyGroupsEnd => Output::show(vec!["Type a group id to open it, or 'back'.".into()], true),
+            ServerLine::BrowseGroupsMore(n) => {
+                Output::show(vec![format!("  … and {n} older groups: join:<id> joins one by its id")], false)
+            }
             ServerLine::BrowseGroupsEnd => Output::show(
                 vec!["Type join:<id> to join, <id> to open a group you belong to, or 'back'.".into()],
                 true,

@@ -62,16 +62,30 @@ impl DbManager {
         Ok(rows.iter().map(|r| group_summary(r, r.get::<_, Option<bool>>(4).unwrap_or(false), true)).collect())
     }
 
-    /// Every active group, oldest first, with whether `user_id` is in it.
-    pub fn all_groups(&self, user_id: i32) -> StoreResult<Vec<GroupSummary>> {
-        let rows = self.conn()?.query(
-            "SELECT g.group_id, g.group_name, g.description, \
-                    (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
-                    EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
-             FROM groups g WHERE g.is_active ORDER BY g.group_id",
-            &[&user_id],
-        )?;
-        Ok(rows.iter().map(|r| group_summary(r, false, r.get(4))).collect())
+    /// The active groups to browse, oldest first, with whether `user_id` is
+    /// in each: all of them when there are at most `max`, else the newest
+    /// `max`; and how many older ones are not listed. Each statement reads
+    /// at most `max + 1` groups through the primary key.
+    pub fn browse_groups(&self, user_id: i32, max: usize) -> StoreResult<(Vec<GroupSummary>, i64)> {
+        let mut c = self.conn()?;
+        let limit = max as i64 + 1;
+        let select = |order: &str| {
+            format!(
+                "SELECT g.group_id, g.group_name, g.description, \
+                        (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                        EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
+                 FROM groups g WHERE g.is_active ORDER BY g.group_id {order} LIMIT $2"
+            )
+        };
+        let first = c.query(select("ASC").as_str(), &[&user_id, &limit])?;
+        if first.len() <= max {
+            return Ok((first.iter().map(|r| group_summary(r, false, r.get(4))).collect(), 0));
+        }
+        let newest = c.query(select("DESC").as_str(), &[&user_id, &(max as i64)])?;
+        let mut groups: Vec<GroupSummary> = newest.iter().map(|r| group_summary(r, false, r.get(4))).collect();
+        groups.reverse();
+        let active: i64 = c.query_one("SELECT count(*) FROM groups WHERE is_active", &[])?.get(0);
+        Ok((groups, (active - max as i64).max(0)))
     }
 
     /// The name of an active group `user_id` belongs to; `None` otherwise.

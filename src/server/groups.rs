@@ -13,11 +13,11 @@ use super::session::{Outgoing, Session};
 /// `empty_line` was sent in its place).
 fn send_group_list(
     s: &Session,
-    start: &str,
-    end: &str,
+    (start, end): (&str, &str),
     groups: &[GroupSummary],
     empty_line: String,
     line: impl Fn(&GroupSummary) -> String,
+    more: Option<String>,
 ) -> Step<bool> {
     s.conn.send(start)?;
     if groups.is_empty() {
@@ -25,6 +25,9 @@ fn send_group_list(
     }
     for g in groups {
         s.conn.send(line(g))?;
+    }
+    if let Some(more) = more {
+        s.conn.send(more)?;
     }
     s.conn.send(end)?;
     Ok(!groups.is_empty())
@@ -38,11 +41,11 @@ pub fn my_groups(s: &mut Session) -> Step {
         };
         let listed = send_group_list(
             s,
-            protocol::MY_GROUPS_START,
-            protocol::MY_GROUPS_END,
+            (protocol::MY_GROUPS_START, protocol::MY_GROUPS_END),
             &groups,
             protocol::no_my_groups(),
             |g| protocol::my_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_admin),
+            None,
         )?;
         let selection = s.conn.read_line()?;
         if !listed {
@@ -61,16 +64,24 @@ pub fn my_groups(s: &mut Session) -> Step {
 /// Menu 4: every active group; `join:<id>` joins, an id opens a chat.
 pub fn browse(s: &mut Session) -> Step {
     loop {
-        let Some(groups) = s.loaded("listing groups", s.ctx.db.all_groups(s.user.id))? else {
+        let page = s.ctx.db.browse_groups(s.user.id, protocol::BROWSE_GROUPS_MAX);
+        let Some((groups, more)) = s.loaded("listing groups", page)? else {
             return Ok(());
         };
+        let more_line = (more > 0).then(|| {
+            if s.conn.outbox().speaks_sessions() {
+                protocol::browse_groups_more(more)
+            } else {
+                protocol::browse_more_row(more)
+            }
+        });
         let listed = send_group_list(
             s,
-            protocol::BROWSE_GROUPS_START,
-            protocol::BROWSE_GROUPS_END,
+            (protocol::BROWSE_GROUPS_START, protocol::BROWSE_GROUPS_END),
             &groups,
             protocol::no_groups_available(),
             |g| protocol::browse_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_member),
+            more_line,
         )?;
         let selection = s.conn.read_line()?;
         if !listed {

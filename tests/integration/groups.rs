@@ -166,3 +166,45 @@ fn create_group_refusals() {
     ca.send("");
     ca.expect_menu();
 }
+
+/// Issue 26: with more than `BROWSE_GROUPS_MAX` groups, browsing shows the
+/// newest ones (oldest first, as the original orders them) and says how
+/// many older ones there are, as a row the original client prints like a
+/// group (protocol 1) or `BROWSE_GROUPS_MORE:<n>` (protocol 2); any group
+/// can still be joined by its id.
+#[test]
+fn browsing_many_groups_shows_the_newest_and_joins_any_by_id() {
+    let w = World::new("groups_big");
+    let server = w.start_server();
+    let extra = protocol::BROWSE_GROUPS_MAX as i32 + 30;
+    w.db()
+        .execute(
+            "INSERT INTO groups (group_name, description) SELECT 'g' || i, 'bulk' FROM generate_series(1, $1) i",
+            &[&extra],
+        )
+        .unwrap();
+    let ids: Vec<i32> =
+        w.db().query("SELECT group_id FROM groups ORDER BY group_id", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let mut c = server.connect();
+    c.signup(&unique("browser"), "pw");
+    c.send(input::MENU_BROWSE_GROUPS);
+    c.expect(protocol::BROWSE_GROUPS_START);
+    let rows = c.lines_until(protocol::BROWSE_GROUPS_END);
+    assert_eq!(rows.len(), protocol::BROWSE_GROUPS_MAX + 1, "the newest groups and the 'more' row");
+    let newest = &ids[ids.len() - protocol::BROWSE_GROUPS_MAX..];
+    assert!(rows[0].starts_with(&format!("{}|", newest[0])), "oldest of the newest first: {}", rows[0]);
+    assert!(rows[protocol::BROWSE_GROUPS_MAX - 1].starts_with(&format!("{}|", ids.last().unwrap())));
+    assert_eq!(rows.last().unwrap(), &protocol::browse_more_row(30));
+    // The oldest group, not listed, joined by its id.
+    c.send(&format!("{}{}", input::JOIN_PREFIX, ids[0]));
+    c.expect(&protocol::join_success());
+
+    let mut p2 = server.connect();
+    p2.hello();
+    p2.signup_attempt(&unique("browser2"), "pw");
+    p2.lines_until(protocol::MAIN_MENU_END);
+    p2.send(input::MENU_BROWSE_GROUPS);
+    p2.expect(protocol::BROWSE_GROUPS_START);
+    let rows = p2.lines_until(protocol::BROWSE_GROUPS_END);
+    assert_eq!(rows.last().unwrap(), &protocol::browse_groups_more(30));
+}
