@@ -11,6 +11,7 @@ mod idle;
 mod pingpong;
 mod proc_stats;
 mod resume;
+mod seed;
 pub mod stats;
 
 use std::io;
@@ -38,6 +39,7 @@ pub fn run(cfg: &BenchConfig) -> Summary {
         Scenario::Idle => idle::run(cfg, deadline, &mut summary),
         Scenario::Resume => resume::run(cfg, deadline, &mut summary),
         Scenario::Drill => drill::run(cfg, deadline, &mut summary),
+        Scenario::Seed => seed::run(cfg, &mut summary),
         Scenario::Pingpong => pingpong::run(cfg, &mut summary),
     }
     summary

@@ -24,6 +24,9 @@ pub enum Scenario {
     /// A failover drill's load: P pairs at `--rate` for `-s` seconds, every
     /// answer and delivery logged to `--events`, nothing fatal.
     Drill,
+    /// Fills the database of `DB_*` as a big team's (`-n` users, 100,000;
+    /// `--groups`, 10,000; `-m` messages, 10,000,000): no server needed.
+    Seed,
     /// The loopback ceiling: P pairs of threads doing M round trips each,
     /// no server.
     Pingpong,
@@ -39,6 +42,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Resume => "resume",
             Scenario::Drill => "drill",
+            Scenario::Seed => "seed",
             Scenario::Pingpong => "pingpong",
         }
     }
@@ -76,12 +80,14 @@ pub struct BenchConfig {
     /// Prefix of the usernames this run creates (`--prefix`; default
     /// `b<pid>x`, unique per run).
     pub prefix: String,
+    /// seed: groups to make (`--groups`, default 10,000).
+    pub groups: usize,
     /// drill: where its events go (`--events FILE`).
     pub events: Option<std::path::PathBuf>,
 }
 
 pub const BENCH_USAGE: &str = "\
-usage: chat_bench <signup|login|dm|broadcast|idle|resume|drill|pingpong> [options]
+usage: chat_bench <signup|login|dm|broadcast|idle|resume|drill|seed|pingpong> [options]
 
 Load for chat_server over the chatp protocol. Prints one line of key=value
 figures and exits non-zero if any message or connection was lost.
@@ -101,6 +107,9 @@ figures and exits non-zero if any message or connection was lost.
   -s S               idle: seconds to hold the connections (10); drill: seconds
                      of load (P pairs at --rate, default 500/s)
   --events FILE      drill: every send, answer and delivery, with its time
+  seed               fill the database of DB_* as a big team's (no server):
+                     -n users (100000), --groups G (10000), -m messages
+                     (10000000); Python-era tables, migrated by chat_server
   --pid PID          the server's pid: RSS, threads, CPU time from /proc
                      (resume: the pod of the last --hosts entry)
   --timeout S        give up after S seconds (600)
@@ -116,12 +125,13 @@ impl BenchConfig {
             Some("idle") => Scenario::Idle,
             Some("resume") => Scenario::Resume,
             Some("drill") => Scenario::Drill,
+            Some("seed") => Scenario::Seed,
             Some("pingpong") => Scenario::Pingpong,
             other => {
                 return Err(ConfigError::new(
                     "scenario",
                     other.unwrap_or(""),
-                    "signup, login, dm, broadcast, idle, resume, drill or pingpong",
+                    "signup, login, dm, broadcast, idle, resume, drill, seed or pingpong",
                 ))
             }
         };
@@ -129,11 +139,15 @@ impl BenchConfig {
             scenario,
             hosts: vec!["127.0.0.1:30080".into()],
             recv_hosts: Vec::new(),
-            users: 100,
+            users: if scenario == Scenario::Seed { 100_000 } else { 100 },
             concurrency: 8,
             connections: 1000,
             pairs: 10,
-            messages: if scenario == Scenario::Broadcast { 200 } else { 2000 },
+            messages: match scenario {
+                Scenario::Broadcast => 200,
+                Scenario::Seed => 10_000_000,
+                _ => 2000,
+            },
             rate: None,
             receivers: 50,
             hold: Duration::from_secs(10),
@@ -141,6 +155,7 @@ impl BenchConfig {
             timeout: Duration::from_secs(600),
             prefix: format!("b{}x", std::process::id()),
             events: None,
+            groups: 10_000,
         };
         let mut rest = args[1..].iter();
         while let Some(flag) = rest.next() {
@@ -165,6 +180,7 @@ impl BenchConfig {
                 "--pid" => cfg.server_pid = Some(count()? as u32),
                 "--prefix" => cfg.prefix = value.clone(),
                 "--events" => cfg.events = Some(value.into()),
+                "--groups" => cfg.groups = count()?,
                 "--rate" => match value.parse::<f64>() {
                     Ok(r) if r > 0.0 && r.is_finite() => cfg.rate = Some(r),
                     _ => return Err(ConfigError::new(flag, value, "messages per second, greater than 0")),

@@ -71,3 +71,54 @@ fn every_scenario_runs_without_loss() {
     assert_eq!((s["up"].as_str(), s["alive_after_hold"].as_str()), ("5", "5"));
     assert!(s["rss_per_conn_kib"].parse::<f64>().is_ok(), "{s:?}");
 }
+
+/// `chat_bench seed` fills an empty database as a big team's, with the
+/// original Python chatp's tables only; chat_server then migrates it and
+/// its seeded users log in (password `pw`) and find their history.
+#[test]
+fn seed_fills_a_python_era_database_that_chat_server_takes_over() {
+    let w = World::new("seed");
+    let out = w
+        .command(env!("CARGO_BIN_EXE_chat_bench"))
+        .args(["seed", "-n", "6000", "--groups", "8", "-m", "3000"])
+        .output()
+        .expect("run chat_bench seed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let s: HashMap<&str, &str> = stdout.split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+    assert!(s["seconds"].parse::<f64>().is_ok(), "{stdout}");
+    let count = |sql: &str| -> i64 { w.db().query_one(sql, &[]).unwrap().get(0) };
+    assert_eq!(count("SELECT count(*) FROM users"), 6000);
+    assert_eq!(count("SELECT count(*) FROM groups"), 8);
+    let messages = count("SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM group_messages) + (SELECT count(*) FROM broadcast_messages)");
+    assert_eq!(messages, 3000);
+    // Only the original's tables: chatp's own are made by its migration.
+    assert_eq!(count("SELECT count(*) FROM pg_tables WHERE tablename = 'chatp_schema'"), 0);
+    // A long tail: the first group is the biggest.
+    let sizes: Vec<i64> = w
+        .db()
+        .query("SELECT count(*) FROM group_members GROUP BY group_id ORDER BY group_id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(sizes[0] == 5000 && sizes[7] < 2000, "a long tail: {sizes:?}");
+
+    let server = w.start_server();
+    let mut c = server.connect();
+    c.login("u000001", "pw");
+    assert_eq!(count("SELECT count(*) FROM pg_tables WHERE tablename = 'chatp_schema'"), 1);
+    // Someone u000001 has a conversation with, and its history.
+    let partner: String = w
+        .db()
+        .query_one(
+            "SELECT u.username FROM conversations c JOIN users u \
+             ON u.user_id = CASE WHEN c.participant1_id = 1 THEN c.participant2_id ELSE c.participant1_id END \
+             WHERE 1 IN (c.participant1_id, c.participant2_id) LIMIT 1",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let history = c.open_conversation(&partner);
+    assert!(!history.is_empty(), "no history with {partner}");
+}
