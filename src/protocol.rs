@@ -81,6 +81,11 @@ pub const BROWSE_GROUPS_MORE: &str = "BROWSE_GROUPS_MORE";
 /// Most groups the browse list shows (the newest); up to this many, every
 /// active group, oldest first, as the original.
 pub const BROWSE_GROUPS_MAX: usize = 200;
+/// Most members `/members` lists (admins first, then by joining); the
+/// original client is shown how many more there are.
+pub const GROUP_MEMBERS_MAX: usize = 200;
+/// Protocol 2, last line of a cut member list: `GROUP_MEMBERS_MORE:<n>`.
+pub const GROUP_MEMBERS_MORE: &str = "GROUP_MEMBERS_MORE";
 const JOIN_SUCCESS: &str = "JOIN_SUCCESS";
 const JOIN_FAILED: &str = "JOIN_FAILED";
 const INVALID_COMMAND: &str = "INVALID_COMMAND";
@@ -342,6 +347,15 @@ pub fn group_sent() -> String {
     tagged(GROUP_SENT, text::GROUP_SENT)
 }
 /// `<username>|<👑 Admin or 👤 Member>|<YYYY-MM-DD joined>`.
+/// Protocol 1's last row of a cut member list, printed by the original
+/// client like a member.
+pub fn group_members_more_row(more: i64) -> String {
+    group_member(&format!("(and {more} more members)"), false, "")
+}
+/// Protocol 2's `GROUP_MEMBERS_MORE:<n>`.
+pub fn group_members_more(more: i64) -> String {
+    format!("{GROUP_MEMBERS_MORE}:{more}")
+}
 pub fn group_member(username: &str, admin: bool, joined: &str) -> String {
     let badge = if admin { text::ADMIN_BADGE } else { text::MEMBER_BADGE };
     format!("{username}|{badge}|{joined}")
@@ -752,6 +766,8 @@ pub enum ServerLine<'a> {
     BrowseGroupsEnd,
     /// `BROWSE_GROUPS_MORE:<n>`: n older groups not listed.
     BrowseGroupsMore(i64),
+    /// `GROUP_MEMBERS_MORE:<n>`: n members not listed.
+    GroupMembersMore(i64),
     CreateGroupPrompt,
     /// `CREATE_SUCCESS:<text>|<id>`: (text, id).
     CreateSuccess(&'a str, &'a str),
@@ -859,6 +875,7 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         UNREAD => parse_unread(body).map_or(ServerLine::Other(line), |(t, l)| ServerLine::Unread(t, l)),
         CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
         BROWSE_GROUPS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::BrowseGroupsMore),
+        GROUP_MEMBERS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::GroupMembersMore),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
                 (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),

@@ -256,6 +256,7 @@ impl Renderer {
                 Output::show(vec![String::new(), "=== All Groups ===".into()], false)
             }
             ServerLine::MyGroupsEnd => Output::show(vec!["Type a group id to open it, or 'back'.".into()], true),
+            ServerLine::GroupMembersMore(n) => Output::show(vec![format!("  … and {n} more members")], false),
             ServerLine::BrowseGroupsMore(n) => {
                 Output::show(vec![format!("  … and {n} older groups: join:<id> joins one by its id")], false)
             }

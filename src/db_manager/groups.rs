@@ -173,21 +173,32 @@ impl DbManager {
     }
 
     /// Members, admins first, then by join time.
-    pub fn group_members(&self, group_id: i32) -> StoreResult<Vec<GroupMember>> {
-        let rows = self.conn()?.query(
+    /// The first `max` members (admins first, then by joining) and how
+    /// many more there are.
+    pub fn group_members(&self, group_id: i32, max: usize) -> StoreResult<(Vec<GroupMember>, i64)> {
+        let mut c = self.conn()?;
+        let rows = c.query(
             "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
              FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
-             WHERE gm.group_id = $1 ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
-            &[&group_id],
+             WHERE gm.group_id = $1 ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id \
+             LIMIT $2",
+            &[&group_id, &(max as i64)],
         )?;
-        Ok(rows
+        let members: Vec<GroupMember> = rows
             .iter()
             .map(|r| GroupMember {
                 username: r.get(0),
                 is_admin: r.get::<_, Option<bool>>(1).unwrap_or(false),
                 joined: r.get(2),
             })
-            .collect())
+            .collect();
+        let more = if members.len() < max {
+            0
+        } else {
+            let all: i64 = c.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0);
+            (all - members.len() as i64).max(0)
+        };
+        Ok((members, more))
     }
 
     /// Stores a group message and returns its id and the members at that

@@ -26,7 +26,7 @@ pub const EXACT_BELOW: i64 = 100_000;
 
 /// `count(*)` of `table` when small (or never analysed), else the estimate.
 /// The scalar subquery is an init plan, run only when the branch needs it.
-fn rows(table: &str) -> String {
+pub(super) fn rows(table: &str) -> String {
     format!(
         "(SELECT CASE WHEN c.reltuples < 0 OR c.reltuples < {EXACT_BELOW} THEN (SELECT count(*) FROM {table}) \
                       ELSE c.reltuples::bigint END FROM pg_class c WHERE c.oid = '{table}'::regclass)"

@@ -168,7 +168,10 @@ impl DbManager {
             .collect();
         let recent: std::collections::HashSet<String> = names.iter().cloned().collect();
         names.extend(by_name.into_iter().filter(|n| !recent.contains(n)).take(max.saturating_sub(recent.len())));
-        let others: i64 = c.query_one("SELECT count(*) - 1 FROM users", &[])?.get(0);
+        // Counted while small, PostgreSQL's estimate beyond (a count of
+        // 100,000 users is a sequential scan at every listing).
+        let all: i64 = c.query_one(format!("SELECT {}", super::stats::rows("users")).as_str(), &[])?.get(0);
+        let others = all - 1;
         let more = (others - names.len() as i64).max(0);
         Ok((names, more))
     }

@@ -159,12 +159,20 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
             GroupChatInput::Ignore => {}
             GroupChatInput::Back => return Ok(()),
             GroupChatInput::Members => {
-                let Some(members) = s.loaded("listing members", db.group_members(group_id))? else {
+                let listed = db.group_members(group_id, protocol::GROUP_MEMBERS_MAX);
+                let Some((members, more)) = s.loaded("listing members", listed)? else {
                     continue;
                 };
                 s.conn.send(protocol::GROUP_MEMBERS_START)?;
                 for m in members {
                     s.conn.send(protocol::group_member(&m.username, m.is_admin, &m.joined))?;
+                }
+                if more > 0 {
+                    s.conn.send(if s.conn.outbox().speaks_sessions() {
+                        protocol::group_members_more(more)
+                    } else {
+                        protocol::group_members_more_row(more)
+                    })?;
                 }
                 s.conn.send(protocol::GROUP_MEMBERS_END)?;
             }

@@ -121,4 +121,19 @@ fn seed_fills_a_python_era_database_that_chat_server_takes_over() {
         .get(0);
     let history = c.open_conversation(&partner);
     assert!(!history.is_empty(), "no history with {partner}");
+
+    // /members of the 5,000-member group: 200 rows and how many more (its
+    // admin is member 0, user 7919 mod 6000 + 1).
+    let mut admin = server.connect();
+    admin.login("u001920", "pw");
+    admin.send(chatp::protocol::input::MENU_MY_GROUPS);
+    admin.lines_until(chatp::protocol::MY_GROUPS_END);
+    admin.send("1");
+    admin.lines_until(chatp::protocol::GROUP_CHAT_READY);
+    admin.send("/members");
+    admin.expect(chatp::protocol::GROUP_MEMBERS_START);
+    let rows = admin.lines_until(chatp::protocol::GROUP_MEMBERS_END);
+    assert_eq!(rows.len(), chatp::protocol::GROUP_MEMBERS_MAX + 1);
+    assert!(rows[0].starts_with("u001920|"), "the admin first: {}", rows[0]);
+    assert_eq!(rows.last().unwrap(), &chatp::protocol::group_members_more_row(4800));
 }
