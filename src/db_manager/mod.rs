@@ -251,10 +251,13 @@ impl DbManager {
     /// Unread private messages to `user_id`, by sender (by name).
     pub fn unread_by_sender(&self, user_id: i32) -> StoreResult<Vec<(String, i64)>> {
         let rows = self.conn()?.query(
+            // Each participant column through its own index, whatever plan
+            // a prepared statement settles on.
             "SELECT m.sender_username, COUNT(*) FROM messages m \
-             JOIN conversations c ON c.conversation_id = m.conversation_id \
-             WHERE $1 IN (c.participant1_id, c.participant2_id) AND m.sender_id IS DISTINCT FROM $1 \
-               AND m.is_read IS NOT TRUE \
+             WHERE m.conversation_id IN \
+                   (SELECT conversation_id FROM conversations WHERE participant1_id = $1 \
+                    UNION ALL SELECT conversation_id FROM conversations WHERE participant2_id = $1) \
+               AND m.sender_id IS DISTINCT FROM $1 AND m.is_read IS NOT TRUE \
              GROUP BY m.sender_username ORDER BY m.sender_username",
             &[&user_id],
         )?;
