@@ -58,7 +58,7 @@ pub const CONTACT_LIST_MORE: &str = "CONTACT_LIST_MORE";
 /// Most users a contact list shows (then the people with the most recent
 /// conversations first, and how many more there are). Up to this many
 /// other users, the list is every one by name, as the original.
-pub const CONTACT_LIST_MAX: usize = 200;
+pub const CONTACT_LIST_MAX: usize = 100;
 pub const CONTACT_LIST_END: &str = "CONTACT_LIST_END";
 const CONTACT_NOT_FOUND: &str = "CONTACT_NOT_FOUND";
 const CONVERSATION_START: &str = "CONVERSATION_START";
@@ -80,10 +80,10 @@ pub const BROWSE_GROUPS_END: &str = "BROWSE_GROUPS_END";
 pub const BROWSE_GROUPS_MORE: &str = "BROWSE_GROUPS_MORE";
 /// Most groups the browse list shows (the newest); up to this many, every
 /// active group, oldest first, as the original.
-pub const BROWSE_GROUPS_MAX: usize = 200;
+pub const BROWSE_GROUPS_MAX: usize = 100;
 /// Most members `/members` lists (admins first, then by joining); the
 /// original client is shown how many more there are.
-pub const GROUP_MEMBERS_MAX: usize = 200;
+pub const GROUP_MEMBERS_MAX: usize = 100;
 /// Protocol 2, last line of a cut member list: `GROUP_MEMBERS_MORE:<n>`.
 pub const GROUP_MEMBERS_MORE: &str = "GROUP_MEMBERS_MORE";
 const JOIN_SUCCESS: &str = "JOIN_SUCCESS";

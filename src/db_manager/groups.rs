@@ -77,9 +77,13 @@ impl DbManager {
                  FROM groups g WHERE g.is_active ORDER BY g.group_id {order} LIMIT $2"
             )
         };
-        let first = c.query(select("ASC").as_str(), &[&user_id, &limit])?;
-        if first.len() <= max {
-            return Ok((first.iter().map(|r| group_summary(r, false, r.get(4))).collect(), 0));
+        // How many there are, up to one more than fit: only the groups
+        // listed get their members counted.
+        let some: i64 =
+            c.query_one("SELECT count(*) FROM (SELECT 1 FROM groups WHERE is_active LIMIT $1) g", &[&limit])?.get(0);
+        if some <= max as i64 {
+            let all = c.query(select("ASC").as_str(), &[&user_id, &limit])?;
+            return Ok((all.iter().map(|r| group_summary(r, false, r.get(4))).collect(), 0));
         }
         let newest = c.query(select("DESC").as_str(), &[&user_id, &(max as i64)])?;
         let mut groups: Vec<GroupSummary> = newest.iter().map(|r| group_summary(r, false, r.get(4))).collect();
@@ -178,10 +182,13 @@ impl DbManager {
     pub fn group_members(&self, group_id: i32, max: usize) -> StoreResult<(Vec<GroupMember>, i64)> {
         let mut c = self.conn()?;
         let rows = c.query(
+            // The page is chosen on group_members alone, then only its rows
+            // are joined to users.
             "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
-             FROM group_members gm JOIN users u ON u.user_id = gm.user_id \
-             WHERE gm.group_id = $1 ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id \
-             LIMIT $2",
+             FROM (SELECT user_id, role, joined_at, membership_id FROM group_members WHERE group_id = $1 \
+                   ORDER BY (role = 'admin') IS TRUE DESC, joined_at, membership_id LIMIT $2) gm \
+             JOIN users u ON u.user_id = gm.user_id \
+             ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
             &[&group_id, &(max as i64)],
         )?;
         let members: Vec<GroupMember> = rows

@@ -122,7 +122,7 @@ fn seed_fills_a_python_era_database_that_chat_server_takes_over() {
     let history = c.open_conversation(&partner);
     assert!(!history.is_empty(), "no history with {partner}");
 
-    // /members of the 5,000-member group: 200 rows and how many more (its
+    // /members of the 5,000-member group: a screenful and how many more (its
     // admin is member 0, user 7919 mod 6000 + 1).
     let mut admin = server.connect();
     admin.login("u001920", "pw");
@@ -135,5 +135,8 @@ fn seed_fills_a_python_era_database_that_chat_server_takes_over() {
     let rows = admin.lines_until(chatp::protocol::GROUP_MEMBERS_END);
     assert_eq!(rows.len(), chatp::protocol::GROUP_MEMBERS_MAX + 1);
     assert!(rows[0].starts_with("u001920|"), "the admin first: {}", rows[0]);
-    assert_eq!(rows.last().unwrap(), &chatp::protocol::group_members_more_row(4800));
+    assert_eq!(
+        rows.last().unwrap(),
+        &chatp::protocol::group_members_more_row(5000 - chatp::protocol::GROUP_MEMBERS_MAX as i64)
+    );
 }
