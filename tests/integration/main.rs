@@ -21,6 +21,7 @@ mod framing;
 mod groups;
 mod in_doubt;
 pub mod ops;
+mod plans;
 mod pods;
 mod private;
 mod proxy;
