@@ -201,3 +201,9 @@ CREATE TABLE IF NOT EXISTS chatp_write_marks (
     ids BIGINT[] NOT NULL,
     written_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
+
+-- 11. Finding people and groups by the start of their name (protocol 2's
+--     search), in byte order so that a prefix is a range of the index
+--     whatever the database's collation.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_username_key_c ON users (username_key COLLATE "C");
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_groups_name_c ON groups (lower(group_name) COLLATE "C") WHERE is_active;

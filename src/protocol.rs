@@ -59,6 +59,12 @@ pub const CONTACT_LIST_MORE: &str = "CONTACT_LIST_MORE";
 /// conversations first, and how many more there are). Up to this many
 /// other users, the list is every one by name, as the original.
 pub const CONTACT_LIST_MAX: usize = 100;
+/// Protocol 2, first line of a contact list narrowed to the names that
+/// start with what the user typed: `CONTACT_LIST_MATCHES:<typed>`.
+pub const CONTACT_LIST_MATCHES: &str = "CONTACT_LIST_MATCHES";
+/// Protocol 2, first line of a browse list narrowed to the group names that
+/// start with what the user typed: `BROWSE_GROUPS_MATCHES:<typed>`.
+pub const BROWSE_GROUPS_MATCHES: &str = "BROWSE_GROUPS_MATCHES";
 pub const CONTACT_LIST_END: &str = "CONTACT_LIST_END";
 const CONTACT_NOT_FOUND: &str = "CONTACT_NOT_FOUND";
 const CONVERSATION_START: &str = "CONVERSATION_START";
@@ -248,6 +254,14 @@ pub fn contact(username: &str, online: bool) -> String {
 /// reach them (any name typed opens its conversation).
 pub fn contact_list_more_row(more: i64) -> String {
     contact(&format!("(and {more} more: type a name)"), false)
+}
+/// Protocol 2's `CONTACT_LIST_MATCHES:<typed>`.
+pub fn contact_list_matches(typed: &str) -> String {
+    tagged(CONTACT_LIST_MATCHES, typed)
+}
+/// Protocol 2's `BROWSE_GROUPS_MATCHES:<typed>`.
+pub fn browse_groups_matches(typed: &str) -> String {
+    tagged(BROWSE_GROUPS_MATCHES, typed)
 }
 /// Protocol 2's `CONTACT_LIST_MORE:<n>`.
 pub fn contact_list_more(more: i64) -> String {
@@ -768,6 +782,11 @@ pub enum ServerLine<'a> {
     BrowseGroupsMore(i64),
     /// `GROUP_MEMBERS_MORE:<n>`: n members not listed.
     GroupMembersMore(i64),
+    /// `CONTACT_LIST_MATCHES:<typed>`: the list holds the names that start
+    /// with it.
+    ContactListMatches(&'a str),
+    /// `BROWSE_GROUPS_MATCHES:<typed>`: the groups whose names start with it.
+    BrowseGroupsMatches(&'a str),
     CreateGroupPrompt,
     /// `CREATE_SUCCESS:<text>|<id>`: (text, id).
     CreateSuccess(&'a str, &'a str),
@@ -876,6 +895,8 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
         BROWSE_GROUPS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::BrowseGroupsMore),
         GROUP_MEMBERS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::GroupMembersMore),
+        CONTACT_LIST_MATCHES => ServerLine::ContactListMatches(body),
+        BROWSE_GROUPS_MATCHES => ServerLine::BrowseGroupsMatches(body),
         MSG_ID => match body.split_once(':') {
             Some((kind, id)) => match (MessageKind::parse(kind), id.parse()) {
                 (Some(kind), Ok(id)) => ServerLine::MsgId(kind, id),

@@ -225,6 +225,11 @@ impl Renderer {
             ServerLine::ContactListMore(n) => {
                 Output::show(vec![format!("  … and {n} more: type a name to chat")], false)
             }
+            ServerLine::ContactListEnd if self.protocol2 => Output::show(
+                vec!["Type a username (or its first letters to narrow the list), BROADCAST for the channel, or 'back'."
+                    .into()],
+                true,
+            ),
             ServerLine::ContactListEnd => {
                 Output::show(vec!["Type a username to chat, BROADCAST for the channel, or 'back'.".into()], true)
             }
@@ -256,10 +261,21 @@ impl Renderer {
                 Output::show(vec![String::new(), "=== All Groups ===".into()], false)
             }
             ServerLine::MyGroupsEnd => Output::show(vec!["Type a group id to open it, or 'back'.".into()], true),
+            ServerLine::ContactListMatches(typed) => {
+                Output::show(vec![format!("Names starting with \"{typed}\":")], false)
+            }
+            ServerLine::BrowseGroupsMatches(typed) => {
+                Output::show(vec![format!("Groups whose names start with \"{typed}\":")], false)
+            }
             ServerLine::GroupMembersMore(n) => Output::show(vec![format!("  … and {n} more members")], false),
             ServerLine::BrowseGroupsMore(n) => {
                 Output::show(vec![format!("  … and {n} older groups: join:<id> joins one by its id")], false)
             }
+            ServerLine::BrowseGroupsEnd if self.protocol2 => Output::show(
+                vec!["Type join:<id> to join, <id> to open a group you belong to, the start of a name to find one, or 'back'."
+                    .into()],
+                true,
+            ),
             ServerLine::BrowseGroupsEnd => Output::show(
                 vec!["Type join:<id> to join, <id> to open a group you belong to, or 'back'.".into()],
                 true,

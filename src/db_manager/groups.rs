@@ -92,6 +92,38 @@ impl DbManager {
         Ok((groups, (active - max as i64).max(0)))
     }
 
+    /// Active groups whose names start with `typed` (case aside), by name,
+    /// at most `max`, and how many more.
+    pub fn groups_with_prefix(&self, user_id: i32, typed: &str, max: usize) -> StoreResult<(Vec<GroupSummary>, i64)> {
+        let low = typed.to_lowercase();
+        let high = format!("{low}\u{10FFFF}");
+        let range =
+            "g.is_active AND lower(g.group_name) COLLATE \"C\" >= $2 AND lower(g.group_name) COLLATE \"C\" < $3";
+        let mut c = self.conn()?;
+        let rows = c.query(
+            format!(
+                "SELECT g.group_id, g.group_name, g.description, \
+                        (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+                        EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
+                 FROM groups g WHERE {range} ORDER BY lower(g.group_name) COLLATE \"C\", g.group_id LIMIT $4"
+            )
+            .as_str(),
+            &[&user_id, &low, &high, &(max as i64 + 1)],
+        )?;
+        let mut groups: Vec<GroupSummary> = rows.iter().map(|r| group_summary(r, false, r.get(4))).collect();
+        if groups.len() <= max {
+            return Ok((groups, 0));
+        }
+        groups.truncate(max);
+        let all: i64 = c
+            .query_one(
+                format!("SELECT count(*) FROM groups g WHERE {range} AND $1::int4 IS NOT NULL").as_str(),
+                &[&user_id, &low, &high],
+            )?
+            .get(0);
+        Ok((groups, all - max as i64))
+    }
+
     /// The name of an active group `user_id` belongs to; `None` otherwise.
     pub fn member_group_name(&self, group_id: i32, user_id: i32) -> StoreResult<Option<String>> {
         let row = self.conn()?.query_opt(

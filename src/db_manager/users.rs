@@ -176,6 +176,31 @@ impl DbManager {
         Ok((names, more))
     }
 
+    /// Other users whose names start with `typed` (as people read names:
+    /// [`crate::protocol::username_key`]), by name, at most `max`, and how
+    /// many more; a range of the byte-ordered index on the key.
+    pub fn contacts_with_prefix(&self, user_id: i32, typed: &str, max: usize) -> StoreResult<(Vec<String>, i64)> {
+        let low = crate::protocol::username_key(typed);
+        let high = format!("{low}\u{10FFFF}");
+        let range = "username_key COLLATE \"C\" >= $2 AND username_key COLLATE \"C\" < $3 AND user_id <> $1";
+        let mut c = self.conn()?;
+        let names: Vec<String> = c
+            .query(
+                format!("SELECT username FROM users WHERE {range} ORDER BY username_key COLLATE \"C\" LIMIT $4")
+                    .as_str(),
+                &[&user_id, &low, &high, &(max as i64 + 1)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if names.len() <= max {
+            return Ok((names, 0));
+        }
+        let all: i64 =
+            c.query_one(format!("SELECT count(*) FROM users WHERE {range}").as_str(), &[&user_id, &low, &high])?.get(0);
+        Ok((names[..max].to_vec(), all - max as i64))
+    }
+
     pub fn find_user_id(&self, username: &str) -> StoreResult<Option<i32>> {
         let row = self.conn()?.query_opt("SELECT user_id FROM users WHERE username = $1", &[&username])?;
         Ok(row.map(|r| r.get(0)))

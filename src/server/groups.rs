@@ -14,12 +14,16 @@ use super::session::{Outgoing, Session};
 fn send_group_list(
     s: &Session,
     (start, end): (&str, &str),
+    heading: Option<String>,
     groups: &[GroupSummary],
     empty_line: String,
     line: impl Fn(&GroupSummary) -> String,
     more: Option<String>,
 ) -> Step<bool> {
     s.conn.send(start)?;
+    if let Some(heading) = heading {
+        s.conn.send(heading)?;
+    }
     if groups.is_empty() {
         s.conn.send(empty_line)?;
     }
@@ -42,6 +46,7 @@ pub fn my_groups(s: &mut Session) -> Step {
         let listed = send_group_list(
             s,
             (protocol::MY_GROUPS_START, protocol::MY_GROUPS_END),
+            None,
             &groups,
             protocol::no_my_groups(),
             |g| protocol::my_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_admin),
@@ -63,8 +68,13 @@ pub fn my_groups(s: &mut Session) -> Step {
 
 /// Menu 4: every active group; `join:<id>` joins, an id opens a chat.
 pub fn browse(s: &mut Session) -> Step {
+    // Protocol 2: what the user typed, when it narrowed the list.
+    let mut search: Option<String> = None;
     loop {
-        let page = s.ctx.db.browse_groups(s.user.id, protocol::BROWSE_GROUPS_MAX);
+        let page = match &search {
+            Some(typed) => s.ctx.db.groups_with_prefix(s.user.id, typed, protocol::BROWSE_GROUPS_MAX),
+            None => s.ctx.db.browse_groups(s.user.id, protocol::BROWSE_GROUPS_MAX),
+        };
         let Some((groups, more)) = s.loaded("listing groups", page)? else {
             return Ok(());
         };
@@ -78,6 +88,7 @@ pub fn browse(s: &mut Session) -> Step {
         let listed = send_group_list(
             s,
             (protocol::BROWSE_GROUPS_START, protocol::BROWSE_GROUPS_END),
+            search.as_deref().map(protocol::browse_groups_matches),
             &groups,
             protocol::no_groups_available(),
             |g| protocol::browse_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_member),
@@ -101,8 +112,19 @@ pub fn browse(s: &mut Session) -> Step {
             }
             GroupSelection::BadJoin => s.conn.send(protocol::invalid_join())?,
             GroupSelection::Open(id) => open_if_member(s, id, protocol::must_join_first())?,
-            GroupSelection::Invalid => s.conn.send(protocol::invalid_selection())?,
+            GroupSelection::Invalid => {
+                // Protocol 2: the start of a group's name narrows the list.
+                if s.conn.outbox().speaks_sessions() {
+                    let any = s.ctx.db.groups_with_prefix(s.user.id, &selection, 1);
+                    if any.is_ok_and(|(groups, _)| !groups.is_empty()) {
+                        search = Some(selection);
+                        continue;
+                    }
+                }
+                s.conn.send(protocol::invalid_selection())?
+            }
         }
+        search = None;
     }
 }
 

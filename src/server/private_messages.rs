@@ -14,8 +14,13 @@ use super::session::{Outgoing, Session};
 
 /// Menu 1: the contact list, until `back`.
 pub fn run(s: &mut Session) -> Step {
+    // Protocol 2: what the user typed, when it narrowed the list.
+    let mut search: Option<String> = None;
     loop {
-        let page = s.ctx.db.contact_page(s.user.id, protocol::CONTACT_LIST_MAX);
+        let page = match &search {
+            Some(typed) => s.ctx.db.contacts_with_prefix(s.user.id, typed, protocol::CONTACT_LIST_MAX),
+            None => s.ctx.db.contact_page(s.user.id, protocol::CONTACT_LIST_MAX),
+        };
         let Some((contacts, more)) = s.loaded("listing contacts", page)? else {
             return Ok(());
         };
@@ -35,6 +40,9 @@ pub fn run(s: &mut Session) -> Step {
         .into_iter()
         .collect();
         s.conn.send(protocol::CONTACT_LIST_START)?;
+        if let Some(typed) = &search {
+            s.conn.send(protocol::contact_list_matches(typed))?;
+        }
         s.conn.send(protocol::broadcast_contact())?;
         for c in &contacts {
             let line = if s.conn.outbox().speaks_sessions() {
@@ -61,13 +69,25 @@ pub fn run(s: &mut Session) -> Step {
             return broadcast::run(s);
         }
         // A name beyond the list's cut is found by name.
+        let cut = more > 0 || search.is_some();
         let known = contacts.contains(&choice)
-            || (more > 0 && choice != s.user.name && matches!(s.ctx.db.find_user_id(&choice), Ok(Some(_))));
-        if !known {
-            s.conn.send(protocol::contact_not_found())?;
+            || (cut && choice != s.user.name && matches!(s.ctx.db.find_user_id(&choice), Ok(Some(_))));
+        if known {
+            search = None;
+            conversation(s, &choice)?;
             continue;
         }
-        conversation(s, &choice)?;
+        // Protocol 2: the start of a name narrows the list to the names
+        // that start so (typing "al" and Enter lists alice, alan...).
+        if s.conn.outbox().speaks_sessions() && !choice.is_empty() {
+            let any = s.ctx.db.contacts_with_prefix(s.user.id, &choice, 1);
+            if any.is_ok_and(|(names, _)| !names.is_empty()) {
+                search = Some(choice);
+                continue;
+            }
+        }
+        search = None;
+        s.conn.send(protocol::contact_not_found())?;
     }
 }
 

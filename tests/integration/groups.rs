@@ -207,4 +207,15 @@ fn browsing_many_groups_shows_the_newest_and_joins_any_by_id() {
     p2.expect(protocol::BROWSE_GROUPS_START);
     let rows = p2.lines_until(protocol::BROWSE_GROUPS_END);
     assert_eq!(rows.last().unwrap(), &protocol::browse_groups_more(30));
+
+    // Protocol 2: the start of a group's name narrows the list (case
+    // aside, in name order): g1, g10..g19, g100..g130.
+    p2.send("G1");
+    p2.expect(protocol::BROWSE_GROUPS_START);
+    p2.expect(&protocol::browse_groups_matches("G1"));
+    let rows = p2.lines_until(protocol::BROWSE_GROUPS_END);
+    assert_eq!(rows.len(), 1 + 10 + 31, "{rows:?}");
+    assert!(rows[0].contains("|g1|") && rows[1].contains("|g10|") && rows[2].contains("|g100|"), "{rows:?}");
+    p2.send("no such group");
+    p2.expect(&protocol::invalid_selection());
 }

@@ -163,7 +163,8 @@ fn a_big_team_gets_a_bounded_contact_list_and_reaches_anyone_by_name() {
     let extra = protocol::CONTACT_LIST_MAX + 50;
     w.db()
         .execute(
-            "INSERT INTO users (username, password_hash) SELECT 'bulk' || lpad(i::text, 4, '0'), 'x' \
+            "INSERT INTO users (username, password_hash, username_key) \
+             SELECT 'bulk' || lpad(i::text, 4, '0'), 'x', 'bulk' || lpad(i::text, 4, '0') \
              FROM generate_series(1, $1) i",
             &[&(extra as i32)],
         )
@@ -205,4 +206,31 @@ fn a_big_team_gets_a_bounded_contact_list_and_reaches_anyone_by_name() {
     assert_eq!(rows.len(), 1 + protocol::CONTACT_LIST_MAX + 1);
     assert!(rows[1].starts_with(&format!("{me}|online|")), "{:?}", &rows[..3]);
     assert_eq!(rows.last().unwrap(), &protocol::contact_list_more(more));
+
+    // Protocol 2: typing the start of a name narrows the list to it, case
+    // aside; a long match is cut with its count; nothing matching is not
+    // found; a name from the narrowed list opens its conversation.
+    let narrowed = |c: &mut crate::support::Client, typed: &str| -> Vec<String> {
+        c.send(typed);
+        c.expect(protocol::CONTACT_LIST_START);
+        c.expect(&protocol::contact_list_matches(typed));
+        c.expect(&protocol::broadcast_contact());
+        c.lines_until(protocol::CONTACT_LIST_END)
+    };
+    let rows = narrowed(&mut p2, "BULK00");
+    assert_eq!(rows.len(), 99, "bulk0001..bulk0099: {:?}", &rows[..2]);
+    assert!(rows[0].starts_with("bulk0001|offline|") && rows[98].starts_with("bulk0099|"));
+    let rows = narrowed(&mut p2, "bulk");
+    assert_eq!(rows.len(), protocol::CONTACT_LIST_MAX + 1);
+    assert_eq!(rows.last().unwrap(), &protocol::contact_list_more(extra as i64 - protocol::CONTACT_LIST_MAX as i64));
+    p2.send("nobody-at-all");
+    p2.expect(&protocol::contact_not_found());
+    p2.lines_until(protocol::CONTACT_LIST_END);
+    narrowed(&mut p2, "bulk01");
+    p2.send("bulk0123");
+    p2.expect(&protocol::conversation_start("bulk0123"));
+    // Protocol 1 keeps the original: what is not a name is not found.
+    c.lines_until(protocol::CONTACT_LIST_END);
+    c.send("bulk00");
+    c.expect(&protocol::contact_not_found());
 }
