@@ -125,6 +125,10 @@ def main():
         ("contact list (1), protocol 2", lambda: timed(addr, me, True, nothing, "1", "CONTACT_LIST_END")),
         ("browse groups (4)", lambda: timed(addr, me, False, nothing, "4", "BROWSE_GROUPS_END")),
         ("/members of group 1", lambda: timed(addr, admin, False, into_group, "/members", "GROUP_MEMBERS_END")),
+        ("contact search (protocol 2, 'u0123')",
+         lambda: timed(addr, me, True, lambda c: (c.send("1"), c.until("CONTACT_LIST_END")), "u0123", "CONTACT_LIST_END")),
+        ("browse search (protocol 2, 'group 12')",
+         lambda: timed(addr, me, True, lambda c: (c.send("4"), c.until("BROWSE_GROUPS_END")), "group 12", "BROWSE_GROUPS_END")),
         ("conversation with its history",
          lambda: timed(addr, me, False, lambda c: (c.send("1"), c.until("CONTACT_LIST_END")), partner, "CONVERSATION_READY")),
     ]
