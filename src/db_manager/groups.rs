@@ -251,20 +251,29 @@ impl DbManager {
         sender: &str,
         text: &str,
     ) -> StoreResult<Option<(i64, Vec<String>)>> {
-        let rows = self.conn()?.query(
+        let mut c = self.conn()?;
+        // The members' ids only (the group's index); their names come from
+        // `Names`, not from a join with every user.
+        let rows = c.query(
             "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
                          WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \
                   ins AS (INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
                           SELECT $1, $2, $3, $4 FROM ok RETURNING message_id) \
-             SELECT u.username, (SELECT message_id::int8 FROM ins) FROM group_members gm \
-             JOIN users u ON u.user_id = gm.user_id \
+             SELECT gm.user_id, (SELECT message_id::int8 FROM ins) FROM group_members gm \
              WHERE gm.group_id = $1 AND EXISTS (SELECT 1 FROM ins)",
             &[&group_id, &sender_id, &sender, &text],
         )?;
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        Ok(Some((first.get(1), rows.iter().map(|r| r.get(0)).collect())))
+        let id: i64 = first.get(1);
+        let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+        // Stored: a failure to name the members costs live delivery only.
+        let members = self.names.of(&ids, &mut c).unwrap_or_else(|e| {
+            log::warn!("group message {id} stored, its members not named: {e}");
+            Vec::new()
+        });
+        Ok(Some((id, members)))
     }
 
     pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod groups;
+mod names;
 mod resume;
 mod schema;
 mod stats;
@@ -147,6 +148,7 @@ pub struct HistoryEntry {
 pub struct DbManager {
     pool: Pool<Manager>,
     writer: Arc<Writer>,
+    names: Arc<names::Names>,
 }
 
 /// The last [`HISTORY_LIMIT`] rows of a message table, oldest first, read
@@ -192,7 +194,7 @@ impl DbManager {
             }
             None => None,
         };
-        let db = DbManager { pool, writer: Arc::new(Writer::start(target)) };
+        let db = DbManager { pool, writer: Arc::new(Writer::start(target)), names: Arc::default() };
         db.apply_schema(migrator)?;
         db.fill_username_keys()?;
         Ok(db)
