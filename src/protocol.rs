@@ -92,6 +92,9 @@ pub const BROWSE_GROUPS_MAX: usize = 100;
 pub const GROUP_MEMBERS_MAX: usize = 100;
 /// Protocol 2, last line of a cut member list: `GROUP_MEMBERS_MORE:<n>`.
 pub const GROUP_MEMBERS_MORE: &str = "GROUP_MEMBERS_MORE";
+/// Protocol 2, first line of a page asked for with `/members <page>`:
+/// `GROUP_MEMBERS_PAGE:<page>:<pages>`.
+pub const GROUP_MEMBERS_PAGE: &str = "GROUP_MEMBERS_PAGE";
 const JOIN_SUCCESS: &str = "JOIN_SUCCESS";
 const JOIN_FAILED: &str = "JOIN_FAILED";
 const INVALID_COMMAND: &str = "INVALID_COMMAND";
@@ -365,6 +368,16 @@ pub fn group_sent() -> String {
 /// client like a member.
 pub fn group_members_more_row(more: i64) -> String {
     group_member(&format!("(and {more} more members)"), false, "")
+}
+/// Protocol 2's `GROUP_MEMBERS_PAGE:<page>:<pages>`.
+pub fn group_members_page(page: i64, pages: i64) -> String {
+    format!("{GROUP_MEMBERS_PAGE}:{page}:{pages}")
+}
+/// Protocol 2: the page `/members <page>` asks for (1 for the first), if
+/// the line is that.
+pub fn parse_members_page(line: &str) -> Option<i64> {
+    let page = line.strip_prefix(input::MEMBERS)?.strip_prefix(' ')?.trim().parse().ok()?;
+    (page >= 1).then_some(page)
 }
 /// Protocol 2's `GROUP_MEMBERS_MORE:<n>`.
 pub fn group_members_more(more: i64) -> String {
@@ -782,6 +795,8 @@ pub enum ServerLine<'a> {
     BrowseGroupsMore(i64),
     /// `GROUP_MEMBERS_MORE:<n>`: n members not listed.
     GroupMembersMore(i64),
+    /// `GROUP_MEMBERS_PAGE:<page>:<pages>`.
+    GroupMembersPage(i64, i64),
     /// `CONTACT_LIST_MATCHES:<typed>`: the list holds the names that start
     /// with it.
     ContactListMatches(&'a str),
@@ -895,6 +910,10 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
         BROWSE_GROUPS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::BrowseGroupsMore),
         GROUP_MEMBERS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::GroupMembersMore),
+        GROUP_MEMBERS_PAGE => match body.split_once(':').map(|(p, n)| (p.parse(), n.parse())) {
+            Some((Ok(page), Ok(pages))) => ServerLine::GroupMembersPage(page, pages),
+            _ => ServerLine::Other(line),
+        },
         CONTACT_LIST_MATCHES => ServerLine::ContactListMatches(body),
         BROWSE_GROUPS_MATCHES => ServerLine::BrowseGroupsMatches(body),
         MSG_ID => match body.split_once(':') {
@@ -1058,6 +1077,11 @@ mod tests {
         assert_eq!(parse_menu_choice(""), MenuChoice::Redisplay);
         assert_eq!(parse_menu_choice("6"), MenuChoice::Invalid);
         assert_eq!(parse_group_chat_input("/members"), GroupChatInput::Members);
+        assert_eq!(parse_members_page("/members 3"), Some(3));
+        assert_eq!(parse_members_page("/members"), None);
+        assert_eq!(parse_members_page("/members 0"), None);
+        assert_eq!(parse_members_page("/members x"), None);
+        assert_eq!(parse_members_page("/membersx 2"), None);
         assert_eq!(parse_group_chat_input("hi"), GroupChatInput::Text("hi"));
     }
 

@@ -267,7 +267,10 @@ impl Renderer {
             ServerLine::BrowseGroupsMatches(typed) => {
                 Output::show(vec![format!("Groups whose names start with \"{typed}\":")], false)
             }
-            ServerLine::GroupMembersMore(n) => Output::show(vec![format!("  … and {n} more members")], false),
+            ServerLine::GroupMembersMore(n) => {
+                Output::show(vec![format!("  … and {n} more members: /members 2 for the next page")], false)
+            }
+            ServerLine::GroupMembersPage(page, pages) => Output::show(vec![format!("  page {page} of {pages}")], false),
             ServerLine::BrowseGroupsMore(n) => {
                 Output::show(vec![format!("  … and {n} older groups: join:<id> joins one by its id")], false)
             }

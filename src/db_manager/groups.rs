@@ -212,16 +212,28 @@ impl DbManager {
     /// The first `max` members (admins first, then by joining) and how
     /// many more there are.
     pub fn group_members(&self, group_id: i32, max: usize) -> StoreResult<(Vec<GroupMember>, i64)> {
+        let (members, more, _) = self.group_members_page(group_id, 1, max)?;
+        Ok((members, more))
+    }
+
+    /// Page `page` (from 1) of `max` members (admins first, then by
+    /// joining), how many come after it, and how many members there are.
+    pub fn group_members_page(
+        &self,
+        group_id: i32,
+        page: i64,
+        max: usize,
+    ) -> StoreResult<(Vec<GroupMember>, i64, i64)> {
         let mut c = self.conn()?;
         let rows = c.query(
             // The page is chosen on group_members alone, then only its rows
             // are joined to users.
             "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
              FROM (SELECT user_id, role, joined_at, membership_id FROM group_members WHERE group_id = $1 \
-                   ORDER BY (role = 'admin') IS TRUE DESC, joined_at, membership_id LIMIT $2) gm \
+                   ORDER BY (role = 'admin') IS TRUE DESC, joined_at, membership_id LIMIT $2 OFFSET $3) gm \
              JOIN users u ON u.user_id = gm.user_id \
              ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
-            &[&group_id, &(max as i64)],
+            &[&group_id, &(max as i64), &((page - 1).saturating_mul(max as i64))],
         )?;
         let members: Vec<GroupMember> = rows
             .iter()
@@ -231,13 +243,14 @@ impl DbManager {
                 joined: r.get(2),
             })
             .collect();
-        let more = if members.len() < max {
-            0
+        let before = (page - 1).saturating_mul(max as i64);
+        let all: i64 = if members.len() < max && page == 1 {
+            members.len() as i64
         } else {
-            let all: i64 = c.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0);
-            (all - members.len() as i64).max(0)
+            c.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0)
         };
-        Ok((members, more))
+        let more = (all - before - members.len() as i64).max(0);
+        Ok((members, more, all))
     }
 
     /// Stores a group message and returns its id and the members at that

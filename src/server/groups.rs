@@ -180,6 +180,27 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
         match protocol::parse_group_chat_input(&line) {
             GroupChatInput::Ignore => {}
             GroupChatInput::Back => return Ok(()),
+            // Protocol 2: `/members <page>` is a page of the list, not a
+            // message (protocol 1 sends it to the group, as the original).
+            GroupChatInput::Text(line)
+                if s.conn.outbox().speaks_sessions() && protocol::parse_members_page(line).is_some() =>
+            {
+                let page = protocol::parse_members_page(line).unwrap_or(1);
+                let listed = db.group_members_page(group_id, page, protocol::GROUP_MEMBERS_MAX);
+                let Some((members, more, all)) = s.loaded("listing members", listed)? else {
+                    continue;
+                };
+                let per_page = protocol::GROUP_MEMBERS_MAX as i64;
+                s.conn.send(protocol::GROUP_MEMBERS_START)?;
+                s.conn.send(protocol::group_members_page(page, ((all + per_page - 1) / per_page).max(1)))?;
+                for m in members {
+                    s.conn.send(protocol::group_member(&m.username, m.is_admin, &m.joined))?;
+                }
+                if more > 0 {
+                    s.conn.send(protocol::group_members_more(more))?;
+                }
+                s.conn.send(protocol::GROUP_MEMBERS_END)?;
+            }
             GroupChatInput::Members => {
                 let listed = db.group_members(group_id, protocol::GROUP_MEMBERS_MAX);
                 let Some((members, more)) = s.loaded("listing members", listed)? else {

@@ -139,4 +139,31 @@ fn seed_fills_a_python_era_database_that_chat_server_takes_over() {
         rows.last().unwrap(),
         &chatp::protocol::group_members_more_row(5000 - chatp::protocol::GROUP_MEMBERS_MAX as i64)
     );
+    // Protocol 1: "/members 2" is a message, as the original.
+    admin.send("/members 2");
+    admin.expect(&chatp::protocol::group_sent());
+
+    // Protocol 2: pages of the list.
+    let per_page = chatp::protocol::GROUP_MEMBERS_MAX as i64;
+    let mut p2 = server.connect();
+    p2.hello();
+    p2.login_attempt("u001920", "pw");
+    p2.lines_until(chatp::protocol::MAIN_MENU_END);
+    p2.send(chatp::protocol::input::MENU_MY_GROUPS);
+    p2.lines_until(chatp::protocol::MY_GROUPS_END);
+    p2.send("1");
+    p2.lines_until(chatp::protocol::GROUP_CHAT_READY);
+    let pages = 5000 / per_page;
+    p2.send("/members 2");
+    p2.expect(chatp::protocol::GROUP_MEMBERS_START);
+    p2.expect(&chatp::protocol::group_members_page(2, pages));
+    let rows = p2.lines_until(chatp::protocol::GROUP_MEMBERS_END);
+    assert_eq!(rows.len() as i64, per_page + 1);
+    assert_eq!(rows.last().unwrap(), &chatp::protocol::group_members_more(5000 - 2 * per_page));
+    p2.send(&format!("/members {pages}"));
+    p2.expect(chatp::protocol::GROUP_MEMBERS_START);
+    p2.expect(&chatp::protocol::group_members_page(pages, pages));
+    let last = p2.lines_until(chatp::protocol::GROUP_MEMBERS_END);
+    assert_eq!(last.len() as i64, per_page, "the last page, nothing after it");
+    assert!(last.iter().all(|r| !rows.contains(r)), "pages do not overlap");
 }
