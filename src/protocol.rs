@@ -32,6 +32,8 @@ pub mod input {
     pub const MEMBERS: &str = "/members";
     pub const LEAVE: &str = "/leave";
     pub const JOIN_PREFIX: &str = "join:";
+    /// Protocol 2, at the browse list: `page:<n>`.
+    pub const PAGE_PREFIX: &str = "page:";
     pub const MENU_PRIVATE: &str = "1";
     pub const MENU_BROADCAST: &str = "2";
     pub const MENU_MY_GROUPS: &str = "3";
@@ -92,6 +94,9 @@ pub const BROWSE_GROUPS_MAX: usize = 100;
 pub const GROUP_MEMBERS_MAX: usize = 100;
 /// Protocol 2, last line of a cut member list: `GROUP_MEMBERS_MORE:<n>`.
 pub const GROUP_MEMBERS_MORE: &str = "GROUP_MEMBERS_MORE";
+/// Protocol 2, first line of a browse page asked for with `page:<n>`:
+/// `BROWSE_GROUPS_PAGE:<page>:<pages>`.
+pub const BROWSE_GROUPS_PAGE: &str = "BROWSE_GROUPS_PAGE";
 /// Protocol 2, first line of a page asked for with `/members <page>`:
 /// `GROUP_MEMBERS_PAGE:<page>:<pages>`.
 pub const GROUP_MEMBERS_PAGE: &str = "GROUP_MEMBERS_PAGE";
@@ -368,6 +373,15 @@ pub fn group_sent() -> String {
 /// client like a member.
 pub fn group_members_more_row(more: i64) -> String {
     group_member(&format!("(and {more} more members)"), false, "")
+}
+/// Protocol 2's `BROWSE_GROUPS_PAGE:<page>:<pages>`.
+pub fn browse_groups_page(page: i64, pages: i64) -> String {
+    format!("{BROWSE_GROUPS_PAGE}:{page}:{pages}")
+}
+/// Protocol 2: the browse page `page:<n>` asks for (1 for the newest).
+pub fn parse_browse_page(line: &str) -> Option<i64> {
+    let page = line.strip_prefix(input::PAGE_PREFIX)?.trim().parse().ok()?;
+    (page >= 1).then_some(page)
 }
 /// Protocol 2's `GROUP_MEMBERS_PAGE:<page>:<pages>`.
 pub fn group_members_page(page: i64, pages: i64) -> String {
@@ -797,6 +811,8 @@ pub enum ServerLine<'a> {
     GroupMembersMore(i64),
     /// `GROUP_MEMBERS_PAGE:<page>:<pages>`.
     GroupMembersPage(i64, i64),
+    /// `BROWSE_GROUPS_PAGE:<page>:<pages>`.
+    BrowseGroupsPage(i64, i64),
     /// `CONTACT_LIST_MATCHES:<typed>`: the list holds the names that start
     /// with it.
     ContactListMatches(&'a str),
@@ -870,6 +886,12 @@ pub fn parse_ack(line: &str) -> Option<Ack> {
     }
 }
 
+/// `<page>:<pages>`.
+fn parse_page(body: &str) -> Option<(i64, i64)> {
+    let (page, pages) = body.split_once(':')?;
+    Some((page.parse().ok()?, pages.parse().ok()?))
+}
+
 pub fn parse_server_line(line: &str) -> ServerLine<'_> {
     if let Some(n) = parse_notification(line) {
         return ServerLine::Notification(n);
@@ -910,10 +932,12 @@ pub fn parse_server_line(line: &str) -> ServerLine<'_> {
         CONTACT_LIST_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::ContactListMore),
         BROWSE_GROUPS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::BrowseGroupsMore),
         GROUP_MEMBERS_MORE => body.parse().map_or(ServerLine::Other(line), ServerLine::GroupMembersMore),
-        GROUP_MEMBERS_PAGE => match body.split_once(':').map(|(p, n)| (p.parse(), n.parse())) {
-            Some((Ok(page), Ok(pages))) => ServerLine::GroupMembersPage(page, pages),
-            _ => ServerLine::Other(line),
-        },
+        GROUP_MEMBERS_PAGE => {
+            parse_page(body).map_or(ServerLine::Other(line), |(p, n)| ServerLine::GroupMembersPage(p, n))
+        }
+        BROWSE_GROUPS_PAGE => {
+            parse_page(body).map_or(ServerLine::Other(line), |(p, n)| ServerLine::BrowseGroupsPage(p, n))
+        }
         CONTACT_LIST_MATCHES => ServerLine::ContactListMatches(body),
         BROWSE_GROUPS_MATCHES => ServerLine::BrowseGroupsMatches(body),
         MSG_ID => match body.split_once(':') {
@@ -1082,6 +1106,10 @@ mod tests {
         assert_eq!(parse_members_page("/members 0"), None);
         assert_eq!(parse_members_page("/members x"), None);
         assert_eq!(parse_members_page("/membersx 2"), None);
+        assert_eq!(parse_browse_page("page:2"), Some(2));
+        assert_eq!(parse_browse_page("page:0"), None);
+        assert_eq!(parse_server_line("BROWSE_GROUPS_PAGE:2:9"), ServerLine::BrowseGroupsPage(2, 9));
+        assert_eq!(parse_server_line("GROUP_MEMBERS_PAGE:1:x"), ServerLine::Other("GROUP_MEMBERS_PAGE:1:x"));
         assert_eq!(parse_group_chat_input("hi"), GroupChatInput::Text("hi"));
     }
 

@@ -270,12 +270,15 @@ impl Renderer {
             ServerLine::GroupMembersMore(n) => {
                 Output::show(vec![format!("  … and {n} more members: /members 2 for the next page")], false)
             }
+            ServerLine::BrowseGroupsPage(page, pages) => {
+                Output::show(vec![format!("  page {page} of {pages} (newest first; page:<n> for another)")], false)
+            }
             ServerLine::GroupMembersPage(page, pages) => Output::show(vec![format!("  page {page} of {pages}")], false),
             ServerLine::BrowseGroupsMore(n) => {
                 Output::show(vec![format!("  … and {n} older groups: join:<id> joins one by its id")], false)
             }
             ServerLine::BrowseGroupsEnd if self.protocol2 => Output::show(
-                vec!["Type join:<id> to join, <id> to open a group you belong to, the start of a name to find one, or 'back'."
+                vec!["Type join:<id> to join, <id> to open a group you belong to, the start of a name to find one, page:<n>, or 'back'."
                     .into()],
                 true,
             ),

@@ -46,6 +46,12 @@ pub enum LeaveOutcome {
     NotMember,
 }
 
+/// A browse row's columns ($1: the user asking, for "member of it").
+const BROWSE_ROW: &str = "SELECT g.group_id, g.group_name, g.description, \
+     (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
+     EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
+     FROM groups g";
+
 impl DbManager {
     // ----------------------------------------------------------- groups
 
@@ -69,14 +75,7 @@ impl DbManager {
     pub fn browse_groups(&self, user_id: i32, max: usize) -> StoreResult<(Vec<GroupSummary>, i64)> {
         let mut c = self.conn()?;
         let limit = max as i64 + 1;
-        let select = |order: &str| {
-            format!(
-                "SELECT g.group_id, g.group_name, g.description, \
-                        (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
-                        EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
-                 FROM groups g WHERE g.is_active ORDER BY g.group_id {order} LIMIT $2"
-            )
-        };
+        let select = |order: &str| format!("{BROWSE_ROW} WHERE g.is_active ORDER BY g.group_id {order} LIMIT $2");
         // How many there are, up to one more than fit: only the groups
         // listed get their members counted.
         let some: i64 =
@@ -92,6 +91,30 @@ impl DbManager {
         Ok((groups, (active - max as i64).max(0)))
     }
 
+    /// Page `page` (from 1) of the active groups, newest first by page and
+    /// oldest first within it: page 1 is what [`DbManager::browse_groups`]
+    /// shows beyond `max` groups. Also how many older groups follow and how
+    /// many pages there are.
+    pub fn browse_groups_page(
+        &self,
+        user_id: i32,
+        page: i64,
+        max: usize,
+    ) -> StoreResult<(Vec<GroupSummary>, i64, i64)> {
+        let mut c = self.conn()?;
+        let per_page = max as i64;
+        let active: i64 = c.query_one("SELECT count(*) FROM groups WHERE is_active", &[])?.get(0);
+        let skip = (page - 1).saturating_mul(per_page);
+        let rows = c.query(
+            format!("{BROWSE_ROW} WHERE g.is_active ORDER BY g.group_id DESC LIMIT $2 OFFSET $3").as_str(),
+            &[&user_id, &per_page, &skip],
+        )?;
+        let mut groups: Vec<GroupSummary> = rows.iter().map(|r| group_summary(r, false, r.get(4))).collect();
+        groups.reverse();
+        let older = (active - skip - groups.len() as i64).max(0);
+        Ok((groups, older, ((active + per_page - 1) / per_page).max(1)))
+    }
+
     /// Active groups whose names start with `typed` (case aside), by name,
     /// at most `max`, and how many more.
     pub fn groups_with_prefix(&self, user_id: i32, typed: &str, max: usize) -> StoreResult<(Vec<GroupSummary>, i64)> {
@@ -101,13 +124,8 @@ impl DbManager {
             "g.is_active AND lower(g.group_name) COLLATE \"C\" >= $2 AND lower(g.group_name) COLLATE \"C\" < $3";
         let mut c = self.conn()?;
         let rows = c.query(
-            format!(
-                "SELECT g.group_id, g.group_name, g.description, \
-                        (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
-                        EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
-                 FROM groups g WHERE {range} ORDER BY lower(g.group_name) COLLATE \"C\", g.group_id LIMIT $4"
-            )
-            .as_str(),
+            format!("{BROWSE_ROW} WHERE {range} ORDER BY lower(g.group_name) COLLATE \"C\", g.group_id LIMIT $4")
+                .as_str(),
             &[&user_id, &low, &high, &(max as i64 + 1)],
         )?;
         let mut groups: Vec<GroupSummary> = rows.iter().map(|r| group_summary(r, false, r.get(4))).collect();

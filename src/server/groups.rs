@@ -68,14 +68,21 @@ pub fn my_groups(s: &mut Session) -> Step {
 
 /// Menu 4: every active group; `join:<id>` joins, an id opens a chat.
 pub fn browse(s: &mut Session) -> Step {
-    // Protocol 2: what the user typed, when it narrowed the list.
-    let mut search: Option<String> = None;
+    // Protocol 2: what the list shows (a search, a page) when not the default.
+    let mut view = View::Default;
     loop {
-        let page = match &search {
-            Some(typed) => s.ctx.db.groups_with_prefix(s.user.id, typed, protocol::BROWSE_GROUPS_MAX),
-            None => s.ctx.db.browse_groups(s.user.id, protocol::BROWSE_GROUPS_MAX),
+        let max = protocol::BROWSE_GROUPS_MAX;
+        let (listed, heading) = match &view {
+            View::Default => (s.ctx.db.browse_groups(s.user.id, max), None),
+            View::Search(typed) => {
+                (s.ctx.db.groups_with_prefix(s.user.id, typed, max), Some(protocol::browse_groups_matches(typed)))
+            }
+            View::Page(page) => match s.ctx.db.browse_groups_page(s.user.id, *page, max) {
+                Ok((groups, older, pages)) => (Ok((groups, older)), Some(protocol::browse_groups_page(*page, pages))),
+                Err(e) => (Err(e), None),
+            },
         };
-        let Some((groups, more)) = s.loaded("listing groups", page)? else {
+        let Some((groups, more)) = s.loaded("listing groups", listed)? else {
             return Ok(());
         };
         let more_line = (more > 0).then(|| {
@@ -88,7 +95,7 @@ pub fn browse(s: &mut Session) -> Step {
         let listed = send_group_list(
             s,
             (protocol::BROWSE_GROUPS_START, protocol::BROWSE_GROUPS_END),
-            search.as_deref().map(protocol::browse_groups_matches),
+            heading,
             &groups,
             protocol::no_groups_available(),
             |g| protocol::browse_group(g.id, &g.name, g.description.as_deref(), g.member_count, g.is_member),
@@ -112,20 +119,32 @@ pub fn browse(s: &mut Session) -> Step {
             }
             GroupSelection::BadJoin => s.conn.send(protocol::invalid_join())?,
             GroupSelection::Open(id) => open_if_member(s, id, protocol::must_join_first())?,
-            GroupSelection::Invalid => {
-                // Protocol 2: the start of a group's name narrows the list.
-                if s.conn.outbox().speaks_sessions() {
-                    let any = s.ctx.db.groups_with_prefix(s.user.id, &selection, 1);
-                    if any.is_ok_and(|(groups, _)| !groups.is_empty()) {
-                        search = Some(selection);
-                        continue;
-                    }
+            GroupSelection::Invalid if s.conn.outbox().speaks_sessions() => {
+                // Protocol 2: `page:<n>` turns the page; the start of a
+                // group's name narrows the list.
+                if let Some(page) = protocol::parse_browse_page(&selection) {
+                    view = View::Page(page);
+                    continue;
+                }
+                let any = s.ctx.db.groups_with_prefix(s.user.id, &selection, 1);
+                if any.is_ok_and(|(groups, _)| !groups.is_empty()) {
+                    view = View::Search(selection);
+                    continue;
                 }
                 s.conn.send(protocol::invalid_selection())?
             }
+            GroupSelection::Invalid => s.conn.send(protocol::invalid_selection())?,
         }
-        search = None;
+        view = View::Default;
     }
+}
+
+/// What the browse list shows (protocol 2 may ask for other than the
+/// default).
+enum View {
+    Default,
+    Search(String),
+    Page(i64),
 }
 
 fn open_if_member(s: &mut Session, group_id: i32, refusal: String) -> Step {

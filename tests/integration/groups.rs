@@ -218,4 +218,13 @@ fn browsing_many_groups_shows_the_newest_and_joins_any_by_id() {
     assert!(rows[0].contains("|g1|") && rows[1].contains("|g10|") && rows[2].contains("|g100|"), "{rows:?}");
     p2.send("no such group");
     p2.expect(&protocol::invalid_selection());
+    p2.lines_until(protocol::BROWSE_GROUPS_END);
+
+    // Protocol 2: pages, newest first: page 2 holds the 30 oldest groups.
+    p2.send(&format!("{}2", input::PAGE_PREFIX));
+    p2.expect(protocol::BROWSE_GROUPS_START);
+    p2.expect(&protocol::browse_groups_page(2, 2));
+    let rows = p2.lines_until(protocol::BROWSE_GROUPS_END);
+    assert_eq!(rows.len(), 30, "{rows:?}");
+    assert!(rows[0].starts_with(&format!("{}|", ids[0])) && rows[29].starts_with(&format!("{}|", ids[29])));
 }
