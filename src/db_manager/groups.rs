@@ -271,40 +271,37 @@ impl DbManager {
         Ok((members, more, all))
     }
 
-    /// Stores a group message and returns its id and the members at that
-    /// moment (one statement, so the list matches the commit). `None`: the
-    /// sender is no longer a member of an active group and nothing was
-    /// stored.
+    /// Stores a group message and returns its id; `None`: the sender is no
+    /// longer a member of an active group and nothing was stored.
     pub fn save_group_message(
         &self,
         group_id: i32,
         sender_id: i32,
         sender: &str,
         text: &str,
-    ) -> StoreResult<Option<(i64, Vec<String>)>> {
-        let mut c = self.conn()?;
-        // The members' ids only (the group's index); their names come from
-        // `Names`, not from a join with every user.
-        let rows = c.query(
+    ) -> StoreResult<Option<i64>> {
+        let row = self.conn()?.query_opt(
             "WITH ok AS (SELECT 1 FROM group_members gm JOIN groups g ON g.group_id = gm.group_id \
-                         WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active), \
-                  ins AS (INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
-                          SELECT $1, $2, $3, $4 FROM ok RETURNING message_id) \
-             SELECT gm.user_id, (SELECT message_id::int8 FROM ins) FROM group_members gm \
-             WHERE gm.group_id = $1 AND EXISTS (SELECT 1 FROM ins)",
+                         WHERE gm.group_id = $1 AND gm.user_id = $2 AND g.is_active) \
+             INSERT INTO group_messages (group_id, sender_id, sender_username, message_text) \
+             SELECT $1, $2, $3, $4 FROM ok RETURNING message_id::int8",
             &[&group_id, &sender_id, &sender, &text],
         )?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let id: i64 = first.get(1);
-        let ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
-        // Stored: a failure to name the members costs live delivery only.
-        let members = self.names.of(&ids, &mut c).unwrap_or_else(|e| {
-            log::warn!("group message {id} stored, its members not named: {e}");
-            Vec::new()
-        });
-        Ok(Some((id, members)))
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// The names of a group's members now (just after a message was
+    /// stored: they are whom it goes to). The ids come from the group's
+    /// index, the names from [`names::Names`], never from a join with
+    /// every user.
+    pub fn group_member_names(&self, group_id: i32) -> StoreResult<Vec<String>> {
+        let mut c = self.conn()?;
+        let ids: Vec<i32> = c
+            .query("SELECT user_id FROM group_members WHERE group_id = $1", &[&group_id])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        self.names.of(&ids, &mut c)
     }
 
     pub fn recent_group_messages(&self, group_id: i32) -> StoreResult<Vec<HistoryEntry>> {

@@ -267,13 +267,18 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
                         s.conn.send(protocol::not_member())?;
                         return Ok(());
                     }
-                    Some(Some((id, members))) => {
+                    Some(Some(id)) => {
+                        // Stored: the sender hears so before the members
+                        // are looked up and reached (5,000 take a while);
+                        // its next line is read only after, so its
+                        // messages stay in order.
+                        s.conn.send(protocol::group_sent())?;
+                        let members = db.group_member_names(group_id).unwrap_or_else(|e| {
+                            log::warn!("group message {id} stored, not delivered live: {e}");
+                            Vec::new()
+                        });
                         let others: Vec<&str> =
                             members.iter().map(String::as_str).filter(|m| *m != s.user.name).collect();
-                        // Stored: the sender hears so before the fan-out
-                        // (5,000 members take a while); its next line is
-                        // read only after, so its messages stay in order.
-                        s.conn.send(protocol::group_sent())?;
                         let line = protocol::group_message(name, &s.user.name, message);
                         s.ctx.router.send_to_users(&others, &Notice { kind: MessageKind::Group, id: Some(id), line });
                     }
