@@ -233,6 +233,10 @@ pub fn group_selection(data: &[u8]) {
                 assert!(!line.is_empty() && line != input::BACK, "{line:?}");
             }
         }
+        // Protocol 2's `page:<n>`, asked only of lines no other choice took.
+        if page_request(line, input::PAGE_PREFIX, protocol::parse_browse_page) {
+            assert_eq!(selection, GroupSelection::Invalid, "{line:?}");
+        }
     }
     let id = number(data, 0) as i32;
     assert_eq!(protocol::parse_group_selection(&id.to_string()), GroupSelection::Open(id));
@@ -241,6 +245,18 @@ pub fn group_selection(data: &[u8]) {
 /// Lines inside a conversation, the broadcast channel and a group chat:
 /// the commands are exactly the command words; any other line is text, and
 /// a text the server relays reaches the recipient's notification whole.
+/// A page request `<prefix><n>` parsed by `parse`: a page is 1 or more,
+/// and the same number written back parses to it. Whether `line` is one.
+fn page_request(line: &str, prefix: &str, parse: fn(&str) -> Option<i64>) -> bool {
+    let Some(page) = parse(line) else {
+        return false;
+    };
+    assert!(page >= 1 && line.starts_with(prefix), "{line:?}");
+    assert_eq!(line[prefix.len()..].trim().parse::<i64>(), Ok(page), "{line:?}");
+    assert_eq!(parse(&format!("{prefix}{page}")), Some(page));
+    true
+}
+
 pub fn chat_input(data: &[u8]) {
     let text = text(data);
     for line in both(&text) {
@@ -254,6 +270,11 @@ pub fn chat_input(data: &[u8]) {
         };
         assert_eq!(parsed, want);
         assert_eq!(protocol::is_leave_chat(line), matches!(parsed, GroupChatInput::Ignore | GroupChatInput::Back));
+        // Protocol 2's `/members <page>`: a text line to protocol 1.
+        let members_page = format!("{} ", input::MEMBERS);
+        if page_request(line, &members_page, protocol::parse_members_page) {
+            assert_eq!(parsed, GroupChatInput::Text(line), "{line:?}");
+        }
         if protocol::has_control_chars(line) || line.contains('\n') {
             // Refused before it is stored (`Session::admit`).
             continue;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::conn::BenchConn;
 use super::stats::{Latencies, Summary};
-use super::{connect_users, names, receive, report_received, Clock, Received};
+use super::{pairs_in_conversation, receive, report_received, Clock, Received};
 use crate::config::BenchConfig;
 use crate::protocol::{Ack, Notification};
 
@@ -29,22 +29,9 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     summary.add("messages", m);
     summary.add("mode", cfg.rate.map_or("closed".to_string(), |r| format!("rate{r}")));
     summary.add("cross_pod", cfg.recv_hosts != cfg.hosts);
-    let senders = names(&cfg.prefix, "s", p);
-    let receivers = names(&cfg.prefix, "r", p);
-    let Some(mut rx) =
-        connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
-    else {
+    let Some((mut tx, mut rx, senders)) = pairs_in_conversation(cfg, deadline, summary) else {
         return;
     };
-    let Some(mut tx) = connect_users(&cfg.hosts, &senders, true, cfg.concurrency, deadline).all_up("senders", summary)
-    else {
-        return;
-    };
-    for (conn, receiver) in tx.iter_mut().zip(&receivers) {
-        if let Err(e) = conn.open_conversation(receiver) {
-            return summary.fail(format!("opening a conversation: {e}"));
-        }
-    }
 
     let clock = Clock::new();
     let senders_done = AtomicUsize::new(0);

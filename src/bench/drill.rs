@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::BenchConn;
 use super::stats::Summary;
-use super::{connect_users, names, Clock};
+use super::{pairs_in_conversation, Clock};
 use crate::config::BenchConfig;
 use crate::protocol::{self, Ack, ServerLine};
 
@@ -47,22 +47,9 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     let m = (cfg.hold.as_secs_f64() / every.as_secs_f64()).ceil() as usize;
     summary.add("pairs", p);
     summary.add("rate", rate);
-    let senders = names(&cfg.prefix, "s", p);
-    let receivers = names(&cfg.prefix, "r", p);
-    let Some(mut rx) =
-        connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)
-    else {
+    let Some((mut tx, mut rx, senders)) = pairs_in_conversation(cfg, deadline, summary) else {
         return;
     };
-    let Some(mut tx) = connect_users(&cfg.hosts, &senders, true, cfg.concurrency, deadline).all_up("senders", summary)
-    else {
-        return;
-    };
-    for (conn, receiver) in tx.iter_mut().zip(&receivers) {
-        if let Err(e) = conn.open_conversation(receiver) {
-            return summary.fail(format!("opening a conversation: {e}"));
-        }
-    }
     let clock = Clock::new();
     let start = Instant::now();
     let end = start + cfg.hold;

@@ -127,6 +127,29 @@ impl Connected {
     }
 }
 
+/// `cfg.pairs` senders (on `hosts`) and receivers (on `recv_hosts`) signed
+/// up, each sender in its conversation with its receiver: (senders'
+/// connections, receivers' connections, senders' names). `None`: the run
+/// failed (said in `summary`).
+fn pairs_in_conversation(
+    cfg: &BenchConfig,
+    deadline: Instant,
+    summary: &mut Summary,
+) -> Option<(Vec<BenchConn>, Vec<BenchConn>, Vec<String>)> {
+    let senders = names(&cfg.prefix, "s", cfg.pairs);
+    let receivers = names(&cfg.prefix, "r", cfg.pairs);
+    let rx =
+        connect_users(&cfg.recv_hosts, &receivers, true, cfg.concurrency, deadline).all_up("receivers", summary)?;
+    let mut tx = connect_users(&cfg.hosts, &senders, true, cfg.concurrency, deadline).all_up("senders", summary)?;
+    for (conn, receiver) in tx.iter_mut().zip(&receivers) {
+        if let Err(e) = conn.open_conversation(receiver) {
+            summary.fail(format!("opening a conversation: {e}"));
+            return None;
+        }
+    }
+    Some((tx, rx, senders))
+}
+
 /// Usernames `<prefix><role><i>` for i in 0..n.
 fn names(prefix: &str, role: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{role}{i}")).collect()
