@@ -207,3 +207,8 @@ CREATE TABLE IF NOT EXISTS chatp_write_marks (
 --     whatever the database's collation.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_username_key_c ON users (username_key COLLATE "C");
 CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_groups_name_c ON groups (lower(group_name) COLLATE "C") WHERE is_active;
+
+-- 12. A page of a group's members (admins first, then by joining) read in
+--     order from the index, with the member's id: a 5,000-member group's
+--     first page reads 100 entries instead of sorting all 5,000.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_group_members_page ON group_members (group_id, ((role = 'admin') IS TRUE) DESC, joined_at, membership_id) INCLUDE (user_id);

@@ -116,8 +116,13 @@ impl Connection {
         }
     }
 
+    /// Sends lines together (one write while they fit the socket).
     pub fn send_all<I: IntoIterator<Item = String>>(&self, lines: I) -> Step {
-        lines.into_iter().try_for_each(|l| self.send(l))
+        if self.outbox.send_own_all(lines) {
+            Ok(())
+        } else {
+            Err(self.ended_by_server().unwrap_or(Ended::Eof))
+        }
     }
 
     /// The next client line, trimmed. Over-long and non-UTF-8 lines are

@@ -204,7 +204,25 @@ impl Outbox {
     /// Queues a line from the client's own thread, waiting for room if the
     /// client is slow. `false`: the client is gone or stalled.
     pub fn send_own(self: &Arc<Self>, line: String) -> bool {
-        let line = Line::Own(line);
+        self.send_own_all(std::iter::once(line))
+    }
+
+    /// Queues lines from the client's own thread (waiting for room as
+    /// [`Outbox::send_own`] does) and writes them together: a list of 100
+    /// rows is one write, not 100.
+    pub fn send_own_all(self: &Arc<Self>, lines: impl IntoIterator<Item = String>) -> bool {
+        for line in lines {
+            if !self.queue_own(Line::Own(line)) {
+                return false;
+            }
+        }
+        self.flush();
+        !self.is_closed()
+    }
+
+    /// Queues one line of the client's own, flushing and waiting while the
+    /// queue is full. `false`: the client is gone or stalled.
+    fn queue_own(self: &Arc<Self>, line: Line) -> bool {
         let cost = line.cost();
         let mut st = self.lock();
         if self.is_full_for(&st, cost) {
@@ -228,9 +246,7 @@ impl Outbox {
         }
         st.queued_bytes += cost;
         st.queue.push_back(line);
-        drop(st);
-        self.flush();
-        !self.is_closed()
+        true
     }
 
     /// Writes what can be written without blocking. Holds the write lock

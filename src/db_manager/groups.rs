@@ -2,6 +2,8 @@
 
 use std::sync::LazyLock;
 
+use postgres::types::Type;
+
 use super::{history_sql, DbManager, HistoryEntry, StoreResult};
 
 /// A group as the group screens show it.
@@ -47,10 +49,33 @@ pub enum LeaveOutcome {
 }
 
 /// A browse row's columns ($1: the user asking, for "member of it").
-const BROWSE_ROW: &str = "SELECT g.group_id, g.group_name, g.description, \
+const BROWSE_COLUMNS: &str = "g.group_id, g.group_name, g.description, \
      (SELECT COUNT(*) FROM group_members c WHERE c.group_id = g.group_id), \
-     EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1) \
-     FROM groups g";
+     EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.group_id AND m.user_id = $1)";
+
+/// How many groups are active: counted up to [`GROUPS_COUNTED_BELOW`],
+/// PostgreSQL's estimate beyond (the entries of the partial index on the
+/// active groups' names), so that browsing 10,000 groups counts none.
+fn active_groups() -> String {
+    super::stats::counted_or_estimated(
+        "idx_groups_name_c",
+        "SELECT count(*) FROM groups WHERE is_active",
+        GROUPS_COUNTED_BELOW,
+    )
+}
+
+/// A page of active groups, newest first, each row also saying how many
+/// groups are active ($2: rows, $3: rows skipped).
+static BROWSE_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {BROWSE_COLUMNS}, {} FROM groups g WHERE g.is_active ORDER BY g.group_id DESC LIMIT $2 OFFSET $3",
+        active_groups()
+    )
+});
+
+/// Active groups counted exactly below this many (a count costs well
+/// under a millisecond there).
+pub const GROUPS_COUNTED_BELOW: i64 = 1_000;
 
 impl DbManager {
     // ----------------------------------------------------------- groups
@@ -70,31 +95,17 @@ impl DbManager {
 
     /// The active groups to browse, oldest first, with whether `user_id` is
     /// in each: all of them when there are at most `max`, else the newest
-    /// `max`; and how many older ones are not listed. Each statement reads
-    /// at most `max + 1` groups through the primary key.
+    /// `max`; and how many older ones are not listed (an estimate beyond
+    /// [`GROUPS_COUNTED_BELOW`] groups). One statement, reading `max`
+    /// groups through the primary key.
     pub fn browse_groups(&self, user_id: i32, max: usize) -> StoreResult<(Vec<GroupSummary>, i64)> {
-        let mut c = self.conn()?;
-        let limit = max as i64 + 1;
-        let select = |order: &str| format!("{BROWSE_ROW} WHERE g.is_active ORDER BY g.group_id {order} LIMIT $2");
-        // How many there are, up to one more than fit: only the groups
-        // listed get their members counted.
-        let some: i64 =
-            c.query_one("SELECT count(*) FROM (SELECT 1 FROM groups WHERE is_active LIMIT $1) g", &[&limit])?.get(0);
-        if some <= max as i64 {
-            let all = c.query(select("ASC").as_str(), &[&user_id, &limit])?;
-            return Ok((all.iter().map(|r| group_summary(r, false, r.get(4))).collect(), 0));
-        }
-        let newest = c.query(select("DESC").as_str(), &[&user_id, &(max as i64)])?;
-        let mut groups: Vec<GroupSummary> = newest.iter().map(|r| group_summary(r, false, r.get(4))).collect();
-        groups.reverse();
-        let active: i64 = c.query_one("SELECT count(*) FROM groups WHERE is_active", &[])?.get(0);
-        Ok((groups, (active - max as i64).max(0)))
+        let (groups, older, _) = self.browse_groups_page(user_id, 1, max)?;
+        Ok((groups, older))
     }
 
     /// Page `page` (from 1) of the active groups, newest first by page and
     /// oldest first within it: page 1 is what [`DbManager::browse_groups`]
-    /// shows beyond `max` groups. Also how many older groups follow and how
-    /// many pages there are.
+    /// shows. Also how many older groups follow and how many pages there are.
     pub fn browse_groups_page(
         &self,
         user_id: i32,
@@ -103,12 +114,15 @@ impl DbManager {
     ) -> StoreResult<(Vec<GroupSummary>, i64, i64)> {
         let mut c = self.conn()?;
         let per_page = max as i64;
-        let active: i64 = c.query_one("SELECT count(*) FROM groups WHERE is_active", &[])?.get(0);
         let skip = (page - 1).saturating_mul(per_page);
-        let rows = c.query(
-            format!("{BROWSE_ROW} WHERE g.is_active ORDER BY g.group_id DESC LIMIT $2 OFFSET $3").as_str(),
-            &[&user_id, &per_page, &skip],
+        let rows = c.query_typed(
+            BROWSE_PAGE.as_str(),
+            &[(&user_id, Type::INT4), (&per_page, Type::INT8), (&skip, Type::INT8)],
         )?;
+        let active: i64 = match rows.first() {
+            Some(r) => r.get(5),
+            None => c.query_one(format!("SELECT {}", active_groups()).as_str(), &[])?.get(0),
+        };
         let mut groups: Vec<GroupSummary> = rows.iter().map(|r| group_summary(r, false, r.get(4))).collect();
         groups.reverse();
         let older = (active - skip - groups.len() as i64).max(0);
@@ -124,7 +138,7 @@ impl DbManager {
             "g.is_active AND lower(g.group_name) COLLATE \"C\" >= $2 AND lower(g.group_name) COLLATE \"C\" < $3";
         let mut c = self.conn()?;
         let rows = c.query(
-            format!("{BROWSE_ROW} WHERE {range} ORDER BY lower(g.group_name) COLLATE \"C\", g.group_id LIMIT $4")
+            format!("SELECT {BROWSE_COLUMNS} FROM groups g WHERE {range} ORDER BY lower(g.group_name) COLLATE \"C\", g.group_id LIMIT $4")
                 .as_str(),
             &[&user_id, &low, &high, &(max as i64 + 1)],
         )?;
@@ -226,7 +240,6 @@ impl DbManager {
         Ok(outcome)
     }
 
-    /// Members, admins first, then by join time.
     /// The first `max` members (admins first, then by joining) and how
     /// many more there are.
     pub fn group_members(&self, group_id: i32, max: usize) -> StoreResult<(Vec<GroupMember>, i64)> {
@@ -243,31 +256,35 @@ impl DbManager {
         max: usize,
     ) -> StoreResult<(Vec<GroupMember>, i64, i64)> {
         let mut c = self.conn()?;
-        let rows = c.query(
-            // The page is chosen on group_members alone, then only its rows
-            // are joined to users.
-            "SELECT u.username, gm.role = 'admin', COALESCE(to_char(gm.joined_at, 'YYYY-MM-DD'), '') \
-             FROM (SELECT user_id, role, joined_at, membership_id FROM group_members WHERE group_id = $1 \
-                   ORDER BY (role = 'admin') IS TRUE DESC, joined_at, membership_id LIMIT $2 OFFSET $3) gm \
-             JOIN users u ON u.user_id = gm.user_id \
-             ORDER BY (gm.role = 'admin') IS TRUE DESC, gm.joined_at, gm.membership_id",
-            &[&group_id, &(max as i64), &((page - 1).saturating_mul(max as i64))],
+        // The page is read in order from its index (migration 12), the
+        // names from the per-pod map: no sort of the group, no join. One
+        // round trip (the parameters' types given).
+        let before = (page - 1).saturating_mul(max as i64);
+        let rows = c.query_typed(
+            "SELECT user_id, role = 'admin', COALESCE(to_char(joined_at, 'YYYY-MM-DD'), ''), \
+                    (SELECT count(*) FROM group_members WHERE group_id = $1) \
+             FROM group_members WHERE group_id = $1 \
+             ORDER BY ((role = 'admin') IS TRUE) DESC, joined_at, membership_id LIMIT $2 OFFSET $3",
+            &[(&group_id, Type::INT4), (&(max as i64), Type::INT8), (&before, Type::INT8)],
         )?;
+        // Python-era rows may lack a user: they name no one, as the join did.
+        let ids: Vec<i32> = rows.iter().filter_map(|r| r.get(0)).collect();
+        let names = self.names.named(&ids, &mut c)?;
         let members: Vec<GroupMember> = rows
             .iter()
-            .map(|r| GroupMember {
-                username: r.get(0),
-                is_admin: r.get::<_, Option<bool>>(1).unwrap_or(false),
-                joined: r.get(2),
+            .filter_map(|r| {
+                Some(GroupMember {
+                    username: names.get(&r.get::<_, Option<i32>>(0)?)?.clone(),
+                    is_admin: r.get::<_, Option<bool>>(1).unwrap_or(false),
+                    joined: r.get(2),
+                })
             })
             .collect();
-        let before = (page - 1).saturating_mul(max as i64);
-        let all: i64 = if members.len() < max && page == 1 {
-            members.len() as i64
-        } else {
-            c.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0)
+        let all: i64 = match rows.first() {
+            Some(r) => r.get(3),
+            None => c.query_one("SELECT count(*) FROM group_members WHERE group_id = $1", &[&group_id])?.get(0),
         };
-        let more = (all - before - members.len() as i64).max(0);
+        let more = (all - before - rows.len() as i64).max(0);
         Ok((members, more, all))
     }
 

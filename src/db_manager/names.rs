@@ -18,22 +18,38 @@ pub struct Names {
 }
 
 impl Names {
-    /// The names of `ids`, in their order; those not kept yet are read in
-    /// one statement (`= ANY`, the primary key's index).
+    /// The names of `ids`, in their order (an id with no user left out).
     pub fn of(&self, ids: &[i32], c: &mut postgres::Client) -> StoreResult<Vec<String>> {
+        let mut named = self.named(ids, c)?;
+        Ok(ids.iter().filter_map(|id| named.remove(id)).collect())
+    }
+
+    /// The name of each of `ids` that has a user; those not kept yet are
+    /// read in one statement (`= ANY`, the primary key's index).
+    pub fn named(&self, ids: &[i32], c: &mut postgres::Client) -> StoreResult<HashMap<i32, String>> {
+        let mut named = HashMap::with_capacity(ids.len());
         let missing: Vec<i32> = {
             let known = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().copied().filter(|id| !known.contains_key(id)).collect()
-        };
-        if !missing.is_empty() {
-            let rows = c.query("SELECT user_id, username FROM users WHERE user_id = ANY($1)", &[&missing])?;
-            let mut known = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-            if known.len() + rows.len() > MAX_NAMES {
-                known.clear();
+            for id in ids {
+                if let Some(name) = known.get(id) {
+                    named.insert(*id, name.clone());
+                }
             }
-            known.extend(rows.iter().map(|r| (r.get(0), r.get(1))));
+            ids.iter().copied().filter(|id| !named.contains_key(id)).collect()
+        };
+        if missing.is_empty() {
+            return Ok(named);
         }
-        let known = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(ids.iter().filter_map(|id| known.get(id).cloned()).collect())
+        let rows = c.query("SELECT user_id, username FROM users WHERE user_id = ANY($1)", &[&missing])?;
+        let mut known = self.by_id.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + rows.len() > MAX_NAMES {
+            known.clear();
+        }
+        for r in &rows {
+            let (id, name): (i32, String) = (r.get(0), r.get(1));
+            known.insert(id, name.clone());
+            named.insert(id, name);
+        }
+        Ok(named)
     }
 }

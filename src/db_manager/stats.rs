@@ -25,11 +25,18 @@ pub struct Totals {
 pub const EXACT_BELOW: i64 = 100_000;
 
 /// `count(*)` of `table` when small (or never analysed), else the estimate.
-/// The scalar subquery is an init plan, run only when the branch needs it.
 pub(super) fn rows(table: &str) -> String {
+    counted_or_estimated(table, &format!("SELECT count(*) FROM {table}"), EXACT_BELOW)
+}
+
+/// The rows of `relation` (a table, or a partial index for the rows it
+/// covers): `count` while PostgreSQL's estimate is under `exact_below` (or
+/// there is none yet), the estimate beyond. The scalar subquery is an init
+/// plan, run only when the branch needs it.
+pub(super) fn counted_or_estimated(relation: &str, count: &str, exact_below: i64) -> String {
     format!(
-        "(SELECT CASE WHEN c.reltuples < 0 OR c.reltuples < {EXACT_BELOW} THEN (SELECT count(*) FROM {table}) \
-                      ELSE c.reltuples::bigint END FROM pg_class c WHERE c.oid = '{table}'::regclass)"
+        "(SELECT CASE WHEN c.reltuples < 0 OR c.reltuples < {exact_below} THEN ({count}) \
+                      ELSE c.reltuples::bigint END FROM pg_class c WHERE c.oid = '{relation}'::regclass)"
     )
 }
 

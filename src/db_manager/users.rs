@@ -2,6 +2,10 @@
 //! people read them), password hashes, the `sessions` rows of live
 //! connections.
 
+use std::sync::LazyLock;
+
+use postgres::types::Type;
+
 use super::{is_unique_violation, resume, DbManager, StoreResult};
 use crate::protocol::username_key;
 
@@ -141,38 +145,34 @@ impl DbManager {
     /// how many users are not listed. Each statement reads at most `max + 1`
     /// rows through an index, however many users there are.
     pub fn contact_page(&self, user_id: i32, max: usize) -> StoreResult<(Vec<String>, i64)> {
-        let mut c = self.conn()?;
-        let limit = max as i64;
-        let by_name: Vec<String> = c
-            .query(
-                "SELECT username FROM users WHERE user_id <> $1 ORDER BY username LIMIT $2",
-                &[&user_id, &(limit + 1)],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        // One statement: the names in order, the recent partners, and how
+        // many users there are (counted while small, PostgreSQL's estimate
+        // beyond: a count of 100,000 users is a sequential scan).
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT ARRAY(SELECT username FROM users WHERE user_id <> $1 ORDER BY username LIMIT $3), \
+                        ARRAY(SELECT u.username FROM conversations c \
+                              JOIN users u ON u.user_id = CASE WHEN c.participant1_id = $1 THEN c.participant2_id \
+                                                               ELSE c.participant1_id END \
+                              WHERE (c.participant1_id = $1 OR c.participant2_id = $1) AND u.user_id <> $1 \
+                              ORDER BY c.last_message_at DESC NULLS LAST LIMIT $2), \
+                        {}",
+                super::stats::rows("users")
+            )
+        });
+        let rows = self.conn()?.query_typed(
+            SQL.as_str(),
+            &[(&user_id, Type::INT4), (&(max as i64), Type::INT8), (&(max as i64 + 1), Type::INT8)],
+        )?;
+        // A SELECT without FROM: always one row.
+        let Some(row) = rows.first() else { return Ok((Vec::new(), 0)) };
+        let (by_name, mut names, all): (Vec<String>, Vec<String>, i64) = (row.get(0), row.get(1), row.get(2));
         if by_name.len() <= max {
             return Ok((by_name, 0));
         }
-        let mut names: Vec<String> = c
-            .query(
-                "SELECT u.username FROM conversations c \
-                 JOIN users u ON u.user_id = CASE WHEN c.participant1_id = $1 THEN c.participant2_id \
-                                                  ELSE c.participant1_id END \
-                 WHERE (c.participant1_id = $1 OR c.participant2_id = $1) AND u.user_id <> $1 \
-                 ORDER BY c.last_message_at DESC NULLS LAST LIMIT $2",
-                &[&user_id, &limit],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
         let recent: std::collections::HashSet<String> = names.iter().cloned().collect();
         names.extend(by_name.into_iter().filter(|n| !recent.contains(n)).take(max.saturating_sub(recent.len())));
-        // Counted while small, PostgreSQL's estimate beyond (a count of
-        // 100,000 users is a sequential scan at every listing).
-        let all: i64 = c.query_one(format!("SELECT {}", super::stats::rows("users")).as_str(), &[])?.get(0);
-        let others = all - 1;
-        let more = (others - names.len() as i64).max(0);
+        let more = (all - 1 - names.len() as i64).max(0);
         Ok((names, more))
     }
 

@@ -20,20 +20,15 @@ fn send_group_list(
     line: impl Fn(&GroupSummary) -> String,
     more: Option<String>,
 ) -> Step<bool> {
-    s.conn.send(start)?;
-    if let Some(heading) = heading {
-        s.conn.send(heading)?;
-    }
+    let mut lines = vec![start.to_string()];
+    lines.extend(heading);
     if groups.is_empty() {
-        s.conn.send(empty_line)?;
+        lines.push(empty_line);
     }
-    for g in groups {
-        s.conn.send(line(g))?;
-    }
-    if let Some(more) = more {
-        s.conn.send(more)?;
-    }
-    s.conn.send(end)?;
+    lines.extend(groups.iter().map(line));
+    lines.extend(more);
+    lines.push(end.to_string());
+    s.conn.send_all(lines)?;
     Ok(!groups.is_empty())
 }
 
@@ -210,33 +205,31 @@ fn group_chat(s: &mut Session, group_id: i32, name: &str) -> Step {
                     continue;
                 };
                 let per_page = protocol::GROUP_MEMBERS_MAX as i64;
-                s.conn.send(protocol::GROUP_MEMBERS_START)?;
-                s.conn.send(protocol::group_members_page(page, ((all + per_page - 1) / per_page).max(1)))?;
-                for m in members {
-                    s.conn.send(protocol::group_member(&m.username, m.is_admin, &m.joined))?;
-                }
-                if more > 0 {
-                    s.conn.send(protocol::group_members_more(more))?;
-                }
-                s.conn.send(protocol::GROUP_MEMBERS_END)?;
+                let mut lines = vec![
+                    protocol::GROUP_MEMBERS_START.to_string(),
+                    protocol::group_members_page(page, ((all + per_page - 1) / per_page).max(1)),
+                ];
+                lines.extend(members.iter().map(|m| protocol::group_member(&m.username, m.is_admin, &m.joined)));
+                lines.extend((more > 0).then(|| protocol::group_members_more(more)));
+                lines.push(protocol::GROUP_MEMBERS_END.to_string());
+                s.conn.send_all(lines)?;
             }
             GroupChatInput::Members => {
                 let listed = db.group_members(group_id, protocol::GROUP_MEMBERS_MAX);
                 let Some((members, more)) = s.loaded("listing members", listed)? else {
                     continue;
                 };
-                s.conn.send(protocol::GROUP_MEMBERS_START)?;
-                for m in members {
-                    s.conn.send(protocol::group_member(&m.username, m.is_admin, &m.joined))?;
-                }
-                if more > 0 {
-                    s.conn.send(if s.conn.outbox().speaks_sessions() {
+                let mut lines = vec![protocol::GROUP_MEMBERS_START.to_string()];
+                lines.extend(members.iter().map(|m| protocol::group_member(&m.username, m.is_admin, &m.joined)));
+                lines.extend((more > 0).then(|| {
+                    if s.conn.outbox().speaks_sessions() {
                         protocol::group_members_more(more)
                     } else {
                         protocol::group_members_more_row(more)
-                    })?;
-                }
-                s.conn.send(protocol::GROUP_MEMBERS_END)?;
+                    }
+                }));
+                lines.push(protocol::GROUP_MEMBERS_END.to_string());
+                s.conn.send_all(lines)?;
             }
             GroupChatInput::Leave => {
                 let Some(outcome) = s.loaded("leaving a group", db.leave_group(group_id, s.user.id))? else {

@@ -39,27 +39,26 @@ pub fn run(s: &mut Session) -> Step {
         }
         .into_iter()
         .collect();
-        s.conn.send(protocol::CONTACT_LIST_START)?;
-        if let Some(typed) = &search {
-            s.conn.send(protocol::contact_list_matches(typed))?;
-        }
-        s.conn.send(protocol::broadcast_contact())?;
-        for c in &contacts {
-            let line = if s.conn.outbox().speaks_sessions() {
+        let speaks_sessions = s.conn.outbox().speaks_sessions();
+        let mut lines = vec![protocol::CONTACT_LIST_START.to_string()];
+        lines.extend(search.as_deref().map(protocol::contact_list_matches));
+        lines.push(protocol::broadcast_contact());
+        lines.extend(contacts.iter().map(|c| {
+            if speaks_sessions {
                 protocol::contact_with_unread(c, online.contains(c), unread.get(c).copied().unwrap_or(0))
             } else {
                 protocol::contact(c, online.contains(c))
-            };
-            s.conn.send(line)?;
-        }
-        if more > 0 {
-            s.conn.send(if s.conn.outbox().speaks_sessions() {
+            }
+        }));
+        lines.extend((more > 0).then(|| {
+            if speaks_sessions {
                 protocol::contact_list_more(more)
             } else {
                 protocol::contact_list_more_row(more)
-            })?;
-        }
-        s.conn.send(protocol::CONTACT_LIST_END)?;
+            }
+        }));
+        lines.push(protocol::CONTACT_LIST_END.to_string());
+        s.conn.send_all(lines)?;
 
         let choice = s.conn.read_line()?;
         if protocol::is_leave_chat(&choice) {

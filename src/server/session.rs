@@ -119,14 +119,14 @@ impl<'a> Session<'a> {
 
     /// Sends a screen's history: opening line, entries, closing token.
     pub fn send_history(&self, start: String, entries: &[crate::db_manager::HistoryEntry], ready: &str) -> Step {
-        self.conn.send(start)?;
         // Protocol 2: times in UTC (a trailing Z), for the client's own zone.
         let utc = self.conn.outbox().speaks_sessions();
-        for h in entries {
-            let time = if utc { &h.utc } else { &h.timestamp };
-            self.conn.send(protocol::history_line(time, &h.sender, &h.text))?;
-        }
-        self.conn.send(ready)
+        let mut lines = vec![start];
+        lines.extend(
+            entries.iter().map(|h| protocol::history_line(if utc { &h.utc } else { &h.timestamp }, &h.sender, &h.text)),
+        );
+        lines.push(ready.to_string());
+        self.conn.send_all(lines)
     }
 }
 
