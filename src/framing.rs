@@ -17,6 +17,10 @@ pub enum Frame {
     InvalidUtf8,
     /// A line with a NUL byte (no text chatp stores may hold one).
     Nul,
+    /// A WebSocket text frame holding a line break (a frame is one line).
+    LineBreak,
+    /// A WebSocket binary frame (lines travel in text frames).
+    NotText,
 }
 
 #[derive(Debug, Default)]

@@ -16,6 +16,8 @@
 //! - [`router`]: local sessions and delivery of lines across pods (pub/sub).
 //! - [`outbox`]: per-connection bounded outbound queue; non-blocking writes; the flusher thread.
 //! - [`connection`]: one client socket: framed reads, sends through its outbox.
+//! - [`websocket`]: a web client's lines as WebSocket text frames (tungstenite), both ways.
+//! - [`web`]: the web port: the browser client's page and the `/ws` upgrade (Origin checked).
 //! - [`server`]: the listener, start-up, shutdown, and one file per protocol screen.
 //! - [`tls`]: rustls: the chat port's reloaded certificate, client trust and checks, one TLS connection on one fd.
 //! - [`session_end`]: ending a user's sessions on every pod (disabled, deleted, password changed).
@@ -57,3 +59,5 @@ pub mod server;
 pub mod session_end;
 pub mod sys;
 pub mod tls;
+pub mod web;
+pub mod websocket;

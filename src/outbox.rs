@@ -51,6 +51,9 @@ pub enum Line {
     Own(String),
     /// A notification; the same allocation sits in every recipient's queue.
     Shared(Arc<str>),
+    /// Bytes already framed for the wire: an HTTP response head, a
+    /// WebSocket control frame (pong, close). Written as they are.
+    Raw(Vec<u8>),
 }
 
 impl Line {
@@ -58,6 +61,20 @@ impl Line {
         match self {
             Line::Own(s) => s.as_bytes(),
             Line::Shared(s) => s.as_bytes(),
+            Line::Raw(b) => b,
+        }
+    }
+
+    /// Appends the line to `out` as the wire carries it: text lines end in
+    /// `\n`, or travel one per WebSocket text frame.
+    fn frame_into(&self, websocket: bool, out: &mut Vec<u8>) {
+        match self {
+            Line::Raw(b) => out.extend_from_slice(b),
+            _ if websocket => crate::websocket::text_frame(self.as_bytes(), out),
+            _ => {
+                out.extend_from_slice(self.as_bytes());
+                out.push(b'\n');
+            }
         }
     }
 
@@ -106,6 +123,8 @@ pub struct Outbox {
     label: Mutex<String>,
     /// The client said `HELLO:2`: it gets `MSG_ID` lines with notifications.
     sessions: std::sync::atomic::AtomicBool,
+    /// Lines go out as WebSocket text frames (the web port's `/ws`).
+    websocket: std::sync::atomic::AtomicBool,
     /// Its `sessions` row once logged in (0 before).
     session_id: std::sync::atomic::AtomicI32,
 }
@@ -121,6 +140,7 @@ impl Outbox {
             flusher: flusher.sender(),
             label: Mutex::new(label),
             sessions: std::sync::atomic::AtomicBool::new(false),
+            websocket: std::sync::atomic::AtomicBool::new(false),
             session_id: std::sync::atomic::AtomicI32::new(0),
         })
     }
@@ -133,6 +153,26 @@ impl Outbox {
 
     pub fn tls(&self) -> Option<&Arc<TlsSession>> {
         self.tls.get()
+    }
+
+    /// From now on lines go out as WebSocket text frames (set once, right
+    /// after the upgrade's answer is queued).
+    pub fn set_websocket(&self) {
+        self.websocket.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        self.websocket.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Queues bytes already framed for the wire (see [`Line::Raw`]) from
+    /// the client's own thread, and writes them.
+    pub fn send_raw(self: &Arc<Self>, bytes: Vec<u8>) -> bool {
+        if !self.queue_own(Line::Raw(bytes)) {
+            return false;
+        }
+        self.flush();
+        !self.is_closed()
     }
 
     /// The client speaks protocol 2 (sessions, ids, resume).
@@ -261,11 +301,11 @@ impl Outbox {
                 let w = &mut *st;
                 w.pending.clear();
                 w.sent = 0;
+                let websocket = self.is_websocket();
                 while w.pending.len() < BATCH_BYTES {
                     let Some(line) = w.queue.pop_front() else { break };
                     w.queued_bytes -= line.cost();
-                    w.pending.extend_from_slice(line.as_bytes());
-                    w.pending.push(b'\n');
+                    line.frame_into(websocket, &mut w.pending);
                 }
                 if !w.pending.is_empty() {
                     self.room.notify_all();

@@ -172,6 +172,13 @@ pub mod text {
     pub const RATE_LIMITED: &str = "Rate limited; slow down";
     pub const CONTROL_CHARS: &str = "Message contains control characters; it was not sent";
     pub const NUL_BYTE: &str = "Line contains a NUL byte; it was discarded";
+    /// A web client over plain `ws://` from beyond loopback
+    /// (`WEB_PASSWORDS_WITHOUT_TLS=refuse`): no password is asked for.
+    pub const PASSWORD_NEEDS_TLS: &str =
+        "Passwords are accepted over an encrypted connection only: open the https address of this chat";
+    /// A WebSocket text frame is one line (web clients).
+    pub const LINE_BREAK: &str = "A frame holds one line, without line breaks; it was discarded";
+    pub const NOT_TEXT: &str = "Only text frames carry lines; the binary frame was discarded";
     pub const TOO_MANY_FAILURES: &str = "Too many failed attempts; connection closed";
     pub const AUTH_BUSY: &str = "Server busy, please try again in a moment";
     pub const RESUMED: &str = "Session resumed";

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::proc_stats::ProcStats;
 use super::stats::{rate, Summary};
-use super::{connect_users, names};
+use super::{connect_with_password, names};
 use crate::config::BenchConfig;
 
 pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
@@ -15,12 +15,22 @@ pub fn run(cfg: &BenchConfig, deadline: Instant, summary: &mut Summary) {
     summary.add("hold_s", cfg.hold.as_secs());
     // Warm-up: every password-hashing worker has run once, so the memory it
     // keeps is in the "before" figure, not counted per connection.
-    let warm = connect_users(&cfg.hosts, &names(&cfg.prefix, "w", cfg.concurrency), true, cfg.concurrency, deadline);
+    // New users, or seed's (logged in: a database as big as seed makes it).
+    let users = |part: &str, n: usize| -> (Vec<String>, bool, &str) {
+        if cfg.seeded_logins {
+            ((1..=n).map(super::seed::username).collect(), false, super::seed::PASSWORD)
+        } else {
+            (names(&cfg.prefix, part, n), true, super::PASSWORD)
+        }
+    };
+    let (warm_names, signup, password) = users("w", cfg.concurrency);
+    let warm = connect_with_password(&cfg.hosts, &warm_names, (signup, password), cfg.concurrency, deadline);
     drop(warm);
     std::thread::sleep(std::time::Duration::from_millis(500));
     let before = cfg.server_pid.and_then(ProcStats::read);
 
-    let up = connect_users(&cfg.hosts, &names(&cfg.prefix, "i", c), true, cfg.concurrency, deadline);
+    let (idle_names, signup, password) = users("i", c);
+    let up = connect_with_password(&cfg.hosts, &idle_names, (signup, password), cfg.concurrency, deadline);
     summary.add("up", up.conns.len());
     summary.add("failed", up.failed);
     summary.add("logins_per_s", rate(up.conns.len(), up.elapsed));

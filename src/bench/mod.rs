@@ -82,11 +82,22 @@ struct Connected {
 /// Connects and signs up (or logs in) every name, `concurrency` at a time;
 /// connection i goes to `hosts[i % len]`.
 fn connect_users(hosts: &[String], names: &[String], signup: bool, concurrency: usize, deadline: Instant) -> Connected {
+    connect_with_password(hosts, names, (signup, PASSWORD), concurrency, deadline)
+}
+
+/// [`connect_users`] with another password than the bench's own.
+fn connect_with_password(
+    hosts: &[String],
+    names: &[String],
+    (signup, password): (bool, &str),
+    concurrency: usize,
+    deadline: Instant,
+) -> Connected {
     let start = Instant::now();
     let results = parallel(names.len(), concurrency, deadline, |i| -> io::Result<(BenchConn, Duration)> {
         let t = Instant::now();
         let mut c = BenchConn::connect(&hosts[i % hosts.len()])?;
-        c.authenticate(signup, &names[i], PASSWORD)?;
+        c.authenticate(signup, &names[i], password)?;
         Ok((c, t.elapsed()))
     });
     let elapsed = start.elapsed();

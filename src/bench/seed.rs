@@ -40,6 +40,14 @@ pub fn run(cfg: &BenchConfig, summary: &mut Summary) {
     }
 }
 
+/// Every seeded user's password.
+pub const PASSWORD: &str = "pw";
+
+/// The name of seeded user `i` (from 1), as the users' statement makes it.
+pub fn username(i: usize) -> String {
+    format!("u{i:06}")
+}
+
 fn seed(cfg: &BenchConfig, summary: &mut Summary) -> Result<(), String> {
     let db = DbConfig::from_lookup(&Env(|k| std::env::var(k).ok())).map_err(|e| e.to_string())?;
     let target = PgTarget::new(&db, "chat_bench seed")?;
@@ -59,7 +67,7 @@ fn seed(cfg: &BenchConfig, summary: &mut Summary) -> Result<(), String> {
     }
     let (n, groups, m) = (cfg.users as i64, cfg.groups as i64, cfg.messages as i64);
     let start = Instant::now();
-    let hash = crate::passwords::hash_password("pw");
+    let hash = crate::passwords::hash_password(PASSWORD);
     step(
         &mut c,
         summary,

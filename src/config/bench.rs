@@ -80,6 +80,9 @@ pub struct BenchConfig {
     /// Prefix of the usernames this run creates (`--prefix`; default
     /// `b<pid>x`, unique per run).
     pub prefix: String,
+    /// idle: log in as `chat_bench seed`'s users instead of signing up
+    /// new ones (`--login seeded`).
+    pub seeded_logins: bool,
     /// seed: groups to make (`--groups`, default 10,000).
     pub groups: usize,
     /// drill: where its events go (`--events FILE`).
@@ -113,7 +116,9 @@ figures and exits non-zero if any message or connection was lost.
   --pid PID          the server's pid: RSS, threads, CPU time from /proc
                      (resume: the pod of the last --hosts entry)
   --timeout S        give up after S seconds (600)
-  --prefix P         usernames start with P (default b<pid>x)";
+  --prefix P         usernames start with P (default b<pid>x)
+  --login seeded     idle: log in as seed's users (u000001..., password pw)
+                     instead of signing up new ones";
 
 impl BenchConfig {
     pub fn from_args(args: &[String]) -> Result<Self, ConfigError> {
@@ -154,6 +159,7 @@ impl BenchConfig {
             server_pid: None,
             timeout: Duration::from_secs(600),
             prefix: format!("b{}x", std::process::id()),
+            seeded_logins: false,
             events: None,
             groups: 10_000,
         };
@@ -180,6 +186,7 @@ impl BenchConfig {
                 "--pid" => cfg.server_pid = Some(count()? as u32),
                 "--prefix" => cfg.prefix = value.clone(),
                 "--events" => cfg.events = Some(value.into()),
+                "--login" if value == "seeded" => cfg.seeded_logins = true,
                 "--groups" => cfg.groups = count()?,
                 "--rate" => match value.parse::<f64>() {
                     Ok(r) if r > 0.0 && r.is_finite() => cfg.rate = Some(r),

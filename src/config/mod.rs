@@ -16,7 +16,8 @@ pub use autoscaler::{AutoscalerConfig, KubeTarget, Policy, AUTOSCALER_ENV_HELP, 
 pub use bench::{BenchConfig, Scenario, BENCH_USAGE};
 pub use dashboard::{DashboardConfig, Login, DASHBOARD_ENV_HELP};
 pub use server::{
-    default_hash_workers, DbConfig, RateLimits, Registration, ServerConfig, SslMode, TlsListen, SERVER_ENV_HELP,
+    default_hash_workers, DbConfig, RateLimits, Registration, ServerConfig, SslMode, TlsListen, WebListen,
+    SERVER_ENV_HELP,
 };
 
 /// Redis connection (`REDIS_*`).

@@ -88,9 +88,27 @@ pub struct ServerConfig {
     /// How often the janitor purges ended sessions and expired resume
     /// tokens (`SESSION_PURGE_SECS`, 600).
     pub purge_every: Duration,
+    /// The web client's port (`WEB_PORT`; unset: none).
+    pub web: Option<WebListen>,
     /// Test builds only: a client line that panics its thread.
     #[cfg(feature = "fault-hooks")]
     pub fault_panic_line: Option<String>,
+}
+
+/// chat_server's web port: the browser client's page and its WebSocket.
+#[derive(Debug, Clone, Default)]
+pub struct WebListen {
+    /// `WEB_PORT` (0 picks a free one). With TLS configured it serves
+    /// https/wss with the chat port's certificate.
+    pub port: u16,
+    /// Origins besides the page's own whose pages may open `/ws`
+    /// (`WEB_ALLOWED_ORIGINS`, comma-separated, e.g.
+    /// `https://chat.example.com`).
+    pub allowed_origins: Vec<String>,
+    /// Passwords over plain `ws://` from beyond loopback
+    /// (`WEB_PASSWORDS_WITHOUT_TLS`, `refuse` by default; `accept` when a
+    /// proxy in front terminates TLS).
+    pub passwords_without_tls: bool,
 }
 
 /// chat_server's TLS port.
@@ -277,6 +295,10 @@ Environment (defaults in brackets):
   GROUP_RATE [2]  BROADCAST_BURST [5] BROADCAST_RATE [1]  LINE_BURST [40]
   LINE_RATE [20]  RESUME_BURST [10] RESUME_RATE [0.2]  bursts in lines (resumes),
                   rates per second; one user's resumes count on all pods
+  WEB_PORT [off]  the web client (page and /ws; https/wss with TLS set)
+  WEB_ALLOWED_ORIGINS [the page's own]  other origins allowed to open /ws
+  WEB_PASSWORDS_WITHOUT_TLS [refuse]  accept: passwords over plain ws from
+                  beyond loopback (TLS ended by a proxy in front)
   MAX_SESSIONS_PER_USER [10]  SESSION_RETENTION_SECS [2592000]
   SESSION_PURGE_SECS [600]  ended sessions' rows kept, purge cadence
   LEGACY_PASSWORD_UPGRADE [on]  off keeps Python chatp's SHA-256 hashes
@@ -330,6 +352,7 @@ impl ServerConfig {
             log_level: env.log_level()?,
             tls: tls_listen(env)?,
             plaintext: env.switch("PLAINTEXT", true)?,
+            web: web_listen(env)?,
             max_sessions_per_user: env.positive("MAX_SESSIONS_PER_USER", 10)? as usize,
             session_retention: Duration::from_secs(env.positive("SESSION_RETENTION_SECS", 30 * 24 * 3600)?),
             purge_every: Duration::from_secs(env.positive("SESSION_PURGE_SECS", 600)?),
@@ -348,6 +371,30 @@ impl ServerConfig {
             Ok(c)
         })
     }
+}
+
+fn web_listen<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<WebListen>, ConfigError> {
+    if env.0("WEB_PORT").is_none_or(|v| v.is_empty() || v == "off") {
+        return Ok(None);
+    }
+    let allowed_origins = env.0("WEB_ALLOWED_ORIGINS")
+        .unwrap_or_default()
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect::<Vec<_>>();
+    if let Some(bad) = allowed_origins.iter().find(|o| !(o.starts_with("https://") || o.starts_with("http://"))) {
+        return Err(ConfigError::new("WEB_ALLOWED_ORIGINS", bad, "origins such as https://chat.example.com"));
+    }
+    Ok(Some(WebListen {
+        port: env.parsed("WEB_PORT", 0, "a port number, or off")?,
+        allowed_origins,
+        passwords_without_tls: env.choice(
+            "WEB_PASSWORDS_WITHOUT_TLS",
+            false,
+            &[("refuse", false), ("accept", true)],
+        )?,
+    }))
 }
 
 fn tls_listen<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Option<TlsListen>, ConfigError> {

@@ -111,6 +111,12 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Head>, ParseError> {
     Ok(Some(Head { method, path, headers }))
 }
 
+/// How many bytes the head at the start of `buf` takes, its empty line
+/// included (what follows is the client's next bytes).
+pub fn head_len(buf: &[u8]) -> Option<usize> {
+    head_end(buf).map(|i| i + 1)
+}
+
 /// Where the head ends: the index of the `\n` of its empty line.
 fn head_end(buf: &[u8]) -> Option<usize> {
     let mut line_start = 0;

@@ -65,7 +65,7 @@ impl Response {
     }
 
     /// Status line, fields and (unless for HEAD) the body.
-    fn to_bytes(&self, method: Method) -> Vec<u8> {
+    pub fn to_bytes(&self, method: Method) -> Vec<u8> {
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
              X-Content-Type-Options: nosniff\r\n",

@@ -53,6 +53,11 @@ pub fn authenticate(
         let speaks_sessions = conn.outbox().speaks_sessions();
         let attempt = match protocol::parse_auth_choice(&choice) {
             AuthChoice::Quit => return Err(Ended::Logout),
+            AuthChoice::Login | AuthChoice::Signup if conn.refuses_passwords() => {
+                // Asked before the password is sent: it never crosses.
+                conn.send(protocol::auth_failed(text::PASSWORD_NEEDS_TLS))?;
+                continue;
+            }
             AuthChoice::Login => login(ctx, conn, peer)?,
             AuthChoice::Signup => signup(ctx, conn, peer, invite.take().as_deref())?,
             AuthChoice::Hello(v) if v >= protocol::PROTOCOL_VERSION && !speaks_sessions => {

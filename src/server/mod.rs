@@ -87,6 +87,8 @@ pub struct Context {
     pub registration: Registration,
     /// A TLS handshake not done within this is dropped.
     pub tls_handshake_timeout: Duration,
+    /// The web port's settings, when there is one.
+    pub web: Option<crate::config::WebListen>,
 }
 
 impl Context {
@@ -139,10 +141,12 @@ impl StopHandle {
     }
 }
 
-/// A listening port: plaintext, or TLS with its configuration.
+/// A listening port: plaintext, or TLS with its configuration; the chat
+/// protocol's, or the web client's (HTTP, then a WebSocket).
 struct Port {
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    web: bool,
 }
 
 pub struct Server {
@@ -178,11 +182,16 @@ impl Server {
         if let Some(tls) = &cfg.tls {
             let files = crate::tls::CertFiles { cert: tls.cert_file.clone(), key: tls.key_file.clone() };
             let loaded = crate::tls::ReloadingCert::load(files).map_err(StartError::Tls)?;
-            ports.push(Port { listener: bind(tls.port)?, tls: Some(loaded.server_config()) });
+            ports.push(Port { listener: bind(tls.port)?, tls: Some(loaded.server_config()), web: false });
+            if let Some(web) = &cfg.web {
+                ports.push(Port { listener: bind(web.port)?, tls: Some(loaded.server_config()), web: true });
+            }
             cert = Some((loaded, tls.reload_every));
+        } else if let Some(web) = &cfg.web {
+            ports.push(Port { listener: bind(web.port)?, tls: None, web: true });
         }
         if cfg.plaintext {
-            ports.push(Port { listener: bind(cfg.port)?, tls: None });
+            ports.push(Port { listener: bind(cfg.port)?, tls: None, web: false });
         }
         let redis_addr = format!("{}:{}", cfg.redis.host, cfg.redis.port);
         let redis_err = |source| StartError::Redis { addr: redis_addr.clone(), source };
@@ -250,6 +259,7 @@ impl Server {
                 .tls
                 .as_ref()
                 .map_or(Duration::ZERO, |t| t.handshake_timeout.min(cfg.auth_timeout)),
+            web: cfg.web.clone(),
         });
         let heartbeat = heartbeat::start(Arc::clone(&ctx));
         let ops = match cfg.metrics_port {
@@ -268,7 +278,8 @@ impl Server {
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr: cfg.bind_addr.clone(), source })?;
             let tls = if port.tls.is_some() { " (TLS)" } else { "" };
-            info!("listening on {addr}{tls} as pod {}", cfg.pod_id);
+            let what = if port.web { "web client on" } else { "listening on" };
+            info!("{what} {addr}{tls} as pod {}", cfg.pod_id);
         }
         if !cfg.plaintext {
             info!("plaintext port off (PLAINTEXT=off): TLS clients only");
@@ -424,6 +435,8 @@ impl Acceptor {
             if self.ctx.live_connections.load(Ordering::SeqCst) >= self.ctx.max_connections {
                 warn!("refused {peer}: {} connections already", self.ctx.max_connections);
                 match &port.tls {
+                    // A browser reads no chat line before its upgrade: closed.
+                    _ if port.web => {}
                     None => refuse_full(&mut &stream),
                     Some(tls) => self.refuse_full_tls(stream, Arc::clone(tls)),
                 }
@@ -435,13 +448,15 @@ impl Acceptor {
             }
             let slot = Slot::take(&self.ctx);
             let tls = port.tls.clone();
+            let web = port.web;
             let spawned =
                 thread::Builder::new().name(format!("user-{peer}")).stack_size(USER_THREAD_STACK).spawn(move || {
                     let ctx = &slot.ctx;
                     // A panic costs this connection only: what it held is
                     // given back while it unwinds.
-                    let served =
-                        panic::catch_unwind(AssertUnwindSafe(|| user_thread::run(ctx, &slot, stream, peer, tls)));
+                    let served = panic::catch_unwind(AssertUnwindSafe(|| {
+                        user_thread::run(ctx, &slot, stream, peer, (tls, web))
+                    }));
                     if let Err(cause) = served {
                         crate::metrics::METRICS.thread_panics.inc();
                         error!(

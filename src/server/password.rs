@@ -22,6 +22,9 @@ pub fn run(s: &mut Session) -> Step {
     if !s.conn.outbox().speaks_sessions() {
         return s.conn.send(protocol::invalid_option());
     }
+    if s.conn.refuses_passwords() {
+        return s.conn.send(protocol::password_failed(text::PASSWORD_NEEDS_TLS));
+    }
     s.conn.send(protocol::PASSWORD_PROMPT)?;
     let current = s.conn.read_line()?;
     let new = s.conn.read_line()?;

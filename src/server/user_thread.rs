@@ -49,7 +49,15 @@ fn tls_handshake(
 /// closed anyway.
 const LOGOUT_DRAIN: Duration = Duration::from_secs(2);
 
-pub fn run(ctx: &Context, slot: &Slot, stream: TcpStream, peer: SocketAddr, tls: Option<Arc<rustls::ServerConfig>>) {
+/// Serves one client of the chat port, or of the web port (`web`: an HTTP
+/// request first, then chat lines in WebSocket frames).
+pub fn run(
+    ctx: &Context,
+    slot: &Slot,
+    stream: TcpStream,
+    peer: SocketAddr,
+    (tls, web): (Option<Arc<rustls::ServerConfig>>, bool),
+) {
     let _ = stream.set_nodelay(true);
     set_dead_client_timeout(&stream, ctx.client_timeout);
     let stream = Arc::new(stream);
@@ -64,6 +72,7 @@ pub fn run(ctx: &Context, slot: &Slot, stream: TcpStream, peer: SocketAddr, tls:
     // back what the connection holds when `held` is dropped.
     let mut held = Held::new(ctx, slot, Arc::clone(&outbox));
     debug!("connect {peer}");
+    let encrypted = tls.is_some();
     if let Some(config) = tls {
         if let Err(e) = tls_handshake(ctx, &stream, &outbox, config) {
             debug!("disconnect {peer}: TLS handshake failed: {e}");
@@ -73,6 +82,16 @@ pub fn run(ctx: &Context, slot: &Slot, stream: TcpStream, peer: SocketAddr, tls:
     let mut conn = Connection::new(Arc::clone(&stream), Arc::clone(&outbox));
 
     conn.set_deadline(Some(Instant::now() + ctx.auth_timeout));
+    if let (true, Some(settings)) = (web, &ctx.web) {
+        match crate::web::serve(&mut conn, settings, peer, encrypted) {
+            Ok(crate::web::Served::Upgraded) => debug!("web {peer}: WebSocket open"),
+            Ok(crate::web::Served::Answered) => return,
+            Err(why) => {
+                debug!("web {peer}: {why}");
+                return;
+            }
+        }
+    }
     let login = auth::authenticate(ctx, &mut conn, peer, &mut held.session_id);
     let LoggedIn { user, resumed_after, epoch, .. } = match login {
         Ok(l) => l,

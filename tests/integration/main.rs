@@ -35,3 +35,4 @@ mod storage_tls;
 mod store_failure;
 mod terminal;
 mod tls;
+mod web;

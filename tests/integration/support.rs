@@ -214,6 +214,8 @@ pub struct ServerProc {
     pub port: u16,
     /// The TLS chat port, when the server has a certificate.
     pub tls_port: Option<u16>,
+    /// The web client's port, with `WEB_PORT`.
+    pub web_port: Option<u16>,
     pub pod_id: String,
     pub log: Arc<Mutex<Vec<String>>>,
 }
@@ -229,34 +231,41 @@ impl ServerProc {
         let mut child = cmd.spawn().expect("spawn chat_server");
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = crossbeam_channel::bounded(2);
+        let (port_tx, port_rx) = crossbeam_channel::bounded(3);
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 // "listening on <addr>[ (TLS)] as pod <id>": a chat port
                 // (other lines may say "listening" too).
+                // "web client on <addr>[ (TLS)] as pod <id>": the web port.
+                let port_of = |addr: &str| -> u16 {
+                    addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap()
+                };
                 if let Some(addr) = line.split("listening on ").nth(1).filter(|_| line.contains(" as pod ")) {
-                    let port: u16 =
-                        addr.split_whitespace().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
-                    let _ = port_tx.send((line.contains("(TLS)"), port));
+                    let _ = port_tx.send((Some(line.contains("(TLS)")), port_of(addr)));
+                } else if let Some(addr) = line.split("web client on ").nth(1).filter(|_| line.contains(" as pod ")) {
+                    let _ = port_tx.send((None, port_of(addr)));
                 }
                 log2.lock().unwrap().push(line);
             }
         });
         let has = |k: &str, v: Option<&str>| extra_env.iter().any(|(ek, ev)| *ek == k && v.is_none_or(|v| *ev == v));
-        let expected = usize::from(!has("PLAINTEXT", Some("off"))) + usize::from(has("TLS_CERT_FILE", None));
-        let (mut port, mut tls_port) = (0, None);
+        let expected = usize::from(!has("PLAINTEXT", Some("off")))
+            + usize::from(has("TLS_CERT_FILE", None))
+            + usize::from(has("WEB_PORT", None));
+        let (mut port, mut tls_port, mut web_port) = (0, None, None);
         for _ in 0..expected {
             match port_rx.recv_timeout(Duration::from_secs(30)) {
-                Ok((true, p)) => tls_port = Some(p),
-                Ok((false, p)) => port = p,
+                Ok((Some(true), p)) => tls_port = Some(p),
+                Ok((Some(false), p)) => port = p,
+                Ok((None, p)) => web_port = Some(p),
                 Err(_) => {
                     let _ = child.kill();
                     panic!("chat_server did not start: {:?}", log.lock().unwrap());
                 }
             }
         }
-        ServerProc { child, port, tls_port, pod_id, log }
+        ServerProc { child, port, tls_port, web_port, pod_id, log }
     }
 
     pub fn connect(&self) -> Client {
