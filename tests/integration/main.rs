@@ -13,6 +13,7 @@ mod auth;
 mod autoscaler;
 mod bench;
 mod broadcast;
+mod browser;
 pub mod client;
 mod dashboard;
 mod defence;
