@@ -1,10 +1,15 @@
 //! One load-generator connection: the protocol's client side, by line,
 //! every read bounded by a timeout. One file descriptor per connection.
+//! A host written `ws://host:port` is the web port: the same lines, one per
+//! WebSocket text frame (masked, as a browser sends them).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::{Frame, FrameHeader};
 
 use crate::protocol::{self, input, Ack, ServerLine};
 
@@ -13,33 +18,131 @@ pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The socket, shared by the reader and writers without a second fd.
 #[derive(Clone)]
-pub struct Socket(Arc<TcpStream>);
+pub struct Socket {
+    stream: Arc<TcpStream>,
+    /// Lines travel in WebSocket frames (the web port).
+    websocket: bool,
+}
 
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self.0).read(buf)
+        (&*self.stream).read(buf)
     }
 }
 
 impl Socket {
-    /// Writes one line (the newline added).
+    /// Writes one line (the newline added, or in a masked text frame).
     pub fn send(&self, line: &str) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line.as_bytes());
-        buf.push(b'\n');
-        (&*self.0).write_all(&buf)
+        let mut buf = Vec::with_capacity(line.len() + 16);
+        if self.websocket {
+            let mut frame = Frame::message(line.as_bytes().to_vec(), OpCode::Data(Data::Text), true);
+            frame.header_mut().mask = Some(rand_core::RngCore::next_u32(&mut rand_core::OsRng).to_be_bytes());
+            frame.format(&mut buf).map_err(io::Error::other)?;
+        } else {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        (&*self.stream).write_all(&buf)
     }
 
     pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        self.0.set_read_timeout(Some(t))
+        self.stream.set_read_timeout(Some(t))
+    }
+}
+
+/// The server's bytes as lines: as they come, or taken out of WebSocket
+/// text frames with a newline after each.
+struct Incoming {
+    socket: Socket,
+    /// WebSocket bytes read and not yet a whole frame.
+    raw: Vec<u8>,
+    /// Lines taken out of frames and not yet read.
+    lines: std::collections::VecDeque<u8>,
+}
+
+impl Incoming {
+    /// Moves every whole frame of `raw` into `lines`; `false` at a close.
+    fn unframe(&mut self) -> io::Result<bool> {
+        loop {
+            let mut cursor = io::Cursor::new(&self.raw);
+            let Some((header, len)) = FrameHeader::parse(&mut cursor).map_err(io::Error::other)? else {
+                return Ok(true);
+            };
+            let start = cursor.position() as usize;
+            let end = start + len as usize;
+            if self.raw.len() < end {
+                return Ok(true);
+            }
+            match header.opcode {
+                OpCode::Control(Control::Close) => return Ok(false),
+                OpCode::Control(_) => {}
+                OpCode::Data(_) => {
+                    self.lines.extend(&self.raw[start..end]);
+                    self.lines.push_back(b'\n');
+                }
+            }
+            self.raw.drain(..end);
+        }
+    }
+}
+
+impl Read for Incoming {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.socket.websocket {
+            return self.socket.read(buf);
+        }
+        while self.lines.is_empty() {
+            if !self.unframe()? {
+                return Ok(0);
+            }
+            if !self.lines.is_empty() {
+                break;
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.socket.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(0);
+            }
+            self.raw.extend_from_slice(&chunk[..n]);
+        }
+        let n = self.lines.len().min(buf.len());
+        for (slot, byte) in buf.iter_mut().zip(self.lines.drain(..n)) {
+            *slot = byte;
+        }
+        Ok(n)
     }
 }
 
 /// A connection to chat_server.
 pub struct BenchConn {
     pub socket: Socket,
-    reader: BufReader<Socket>,
+    reader: BufReader<Incoming>,
     line: String,
+}
+
+/// The WebSocket handshake of `/ws`, read byte by byte so that no frame
+/// after it is taken with it.
+fn upgrade(mut stream: &TcpStream, addr: &str) -> io::Result<()> {
+    let key = "Y2hhdF9iZW5jaCBrZXkhIQ==";
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && head.len() < 4096 {
+        if stream.read(&mut byte)? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "closed during the WebSocket handshake"));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if !head.starts_with("HTTP/1.1 101") || !head.contains(&accept) {
+        return Err(io::Error::other(format!("no WebSocket: {}", head.lines().next().unwrap_or_default())));
+    }
+    Ok(())
 }
 
 fn unexpected(what: &str, got: &str) -> io::Error {
@@ -49,11 +152,18 @@ fn unexpected(what: &str, got: &str) -> io::Error {
 impl BenchConn {
     /// Connects and reads `AUTH_REQUEST`.
     pub fn connect(host: &str) -> io::Result<BenchConn> {
-        let stream = TcpStream::connect(host)?;
+        let (addr, websocket) = match host.strip_prefix("ws://") {
+            Some(addr) => (addr, true),
+            None => (host, false),
+        };
+        let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
-        let socket = Socket(Arc::new(stream));
+        let socket = Socket { stream: Arc::new(stream), websocket };
         socket.set_read_timeout(SETUP_TIMEOUT)?;
-        let reader = BufReader::with_capacity(4096, socket.clone());
+        if websocket {
+            upgrade(&socket.stream, addr)?;
+        }
+        let reader = BufReader::with_capacity(4096, Incoming { socket: socket.clone(), raw: Vec::new(), lines: Default::default() });
         let mut conn = BenchConn { socket, reader, line: String::new() };
         conn.expect(protocol::AUTH_REQUEST)?;
         Ok(conn)

@@ -95,7 +95,8 @@ usage: chat_bench <signup|login|dm|broadcast|idle|resume|drill|seed|pingpong> [o
 Load for chat_server over the chatp protocol. Prints one line of key=value
 figures and exits non-zero if any message or connection was lost.
 
-  --hosts a:p,b:p    servers (default 127.0.0.1:30080), round-robin
+  --hosts a:p,b:p    servers (default 127.0.0.1:30080), round-robin;
+                     ws://a:p is a web port: lines in WebSocket frames
   --recv-hosts a:p   dm receivers' servers (default: --hosts): cross-pod runs;
                      resume: where the sessions resume (default: last host)
   -n N               signup/login/resume: users (100)
@@ -231,5 +232,8 @@ mod tests {
         assert_eq!(parse("dm -p 0").unwrap_err().variable, "-p");
         assert_eq!(parse("dm --hosts nowhere").unwrap_err().variable, "--hosts");
         assert_eq!(parse("chat").unwrap_err().variable, "scenario");
+        let c = parse("idle --hosts ws://127.0.0.1:8080 --login seeded").unwrap();
+        assert_eq!((c.hosts[0].as_str(), c.seeded_logins), ("ws://127.0.0.1:8080", true));
+        assert_eq!(parse("idle --login everyone").unwrap_err().variable, "--login");
     }
 }
