@@ -6,6 +6,10 @@
 #   docker build -t chatp/chat-server .
 #   docker run -p 30080:8080 -e DB_HOST=... -e REDIS_HOST=... chatp/chat-server
 #
+# Ports: 8080 the chat protocol, 8081 the web client when WEB_PORT=8081
+# (the chart and docker-compose.yml set it; unset, there is no web port),
+# 9090 /healthz, /readyz and /metrics (METRICS_PORT, 9090 by default).
+#
 # Dependencies are compiled in their own layer (cargo-chef), so a change to
 # src/ rebuilds only chatp itself.
 
@@ -42,6 +46,6 @@ ENV DB_HOST=localhost \
     REDIS_PORT=6379 \
     LOG_LEVEL=info
 USER 65532:65532
-EXPOSE 8080 9090
+EXPOSE 8080 8081 9090
 ENTRYPOINT ["/usr/local/bin/chat_server"]
 CMD ["8080"]

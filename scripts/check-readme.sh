@@ -16,8 +16,9 @@ chmod 755 "$data"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 dashboard_port=$(free_port)
+web_port=$(free_port)
 log="$data/run.log"
-CHATP_DATA_DIR="$data/data" DASHBOARD_PORT="$dashboard_port" setsid bash scripts/run.sh "$port" >"$log" 2>&1 &
+CHATP_DATA_DIR="$data/data" DASHBOARD_PORT="$dashboard_port" WEB_PORT="$web_port" setsid bash scripts/run.sh "$port" >"$log" 2>&1 &
 run_pid=$!
 cleanup() {
     kill -INT -- "-$run_pid" 2>/dev/null || true
@@ -48,9 +49,16 @@ for _ in $(seq 30); do
     sleep 0.5
 done
 echo "$status" | grep -q '"registered_users":[1-9]' || { echo "check-readme: the dashboard did not count the user: $status" >&2; cat "$log" >&2; exit 1; }
+# The web client's page at the address run.sh printed.
+grep -q "The web client, in a browser: http://127.0.0.1:$web_port/" "$log" || { echo "check-readme: run.sh did not print the web client's address" >&2; cat "$log" >&2; exit 1; }
+python3 -c "
+import urllib.request
+r = urllib.request.urlopen('http://127.0.0.1:$web_port/', timeout=5)
+assert r.status == 200 and r.headers['Content-Type'].startswith('text/html'), (r.status, r.headers['Content-Type'])
+" || { echo "check-readme: no web client page on $web_port" >&2; cat "$log" >&2; exit 1; }
 # docs/users.md: chat_admin on the same set-up, one command.
 CHATP_DATA_DIR="$data/data" bash scripts/admin.sh list | grep -q "\"user\":\"$name\"" || {
     echo "check-readme: scripts/admin.sh list did not show $name" >&2
     exit 1
 }
-echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port and the dashboard on $dashboard_port"
+echo "check-readme: scripts/run.sh served ./target/release/chat_client on port $port, the web client on $web_port and the dashboard on $dashboard_port"

@@ -1,6 +1,6 @@
 """Checks what `helm lint` cannot see in the rendered chat-app chart.
 
-usage: check_chart.py <rendered.yaml> <default|flipped|external|ha> <repo root>
+usage: check_chart.py <rendered.yaml> <default|flipped|external|ha|web-ingress> <repo root>
 
 Run by scripts/check-deploy.sh on `helm template` output. Exits non-zero
 with one line per problem.
@@ -75,7 +75,7 @@ else:
 # TLS: off by default; on, the listener, its port, the Service port and the
 # mounted Secret (from cert-manager's Certificate or named in values) agree.
 certs = of_kind("Certificate")
-if variant == "default":
+if variant in ("default", "web-ingress"):
     check("TLS_CERT_FILE" not in env and "chat-tls" not in ports and not certs, "TLS on by default")
     check(env.get("REGISTRATION") == "open", "registration not open by default")
 else:
@@ -100,6 +100,51 @@ check(chat["spec"]["template"]["metadata"]["annotations"].get("prometheus.io/por
 if variant == "default":
     check(container["readinessProbe"]["httpGet"]["path"] == "/readyz", "readiness is not /readyz")
     check(container["livenessProbe"]["httpGet"]["path"] == "/healthz", "liveness is not /healthz")
+# The web port (issue 27): on unless web.enabled is false (flipped), its own
+# ClusterIP Service, WEB_PASSWORDS_WITHOUT_TLS "refuse" unless an Ingress
+# terminates TLS in front of a plain port (web-ingress: "auto" accepts).
+web_svc = component("Service", "web")
+web_svc_name = web_svc["metadata"]["name"] if web_svc else None
+ingresses = of_kind("Ingress")
+if variant == "flipped":
+    check("web" not in ports and not any(k.startswith("WEB_") for k in env) and web_svc is None and not ingresses,
+          "web port, Service or Ingress rendered though web.enabled is false")
+else:
+    check(str(ports.get("web")) == env.get("WEB_PORT"), "web port is not WEB_PORT")
+    check(len(set(ports.values())) == len(ports), f"two container ports share a number: {ports}")
+    check(web_svc is not None and web_svc["spec"]["type"] == "ClusterIP"
+          and [p["targetPort"] for p in web_svc["spec"]["ports"]] == ["web"]
+          and web_svc["spec"]["selector"] == chat["spec"]["selector"]["matchLabels"],
+          "web Service is not a ClusterIP to the chat pods' web port")
+    check(web_svc is None or "web" not in svc_targets, "web port also on the chat Service (a node port by default)")
+    tls_on = "TLS_CERT_FILE" in env
+    check(web_svc is None or web_svc["spec"]["ports"][0].get("appProtocol") == ("https" if tls_on else "http"),
+          "web Service's appProtocol is not the pod's scheme")
+    expected = "accept" if variant == "web-ingress" else "refuse"
+    check(env.get("WEB_PASSWORDS_WITHOUT_TLS") == expected, f"WEB_PASSWORDS_WITHOUT_TLS is {env.get('WEB_PASSWORDS_WITHOUT_TLS')}, expected {expected}")
+    # Readiness and liveness stay on the metrics port (values.yaml says why).
+    for probe in ("readinessProbe", "livenessProbe"):
+        if probe in container:
+            check(container[probe].get("httpGet", {}).get("port") == "metrics", f"{probe} is not on the metrics port")
+    if variant == "web-ingress":
+        check(env.get("WEB_ALLOWED_ORIGINS") == "https://intranet.example.com", "web.allowedOrigins not passed")
+        check(len(ingresses) == 1, "no Ingress though web.ingress.enabled")
+        if ingresses:
+            ing = ingresses[0]
+            rule = ing["spec"]["rules"][0]
+            backend = rule["http"]["paths"][0]["backend"]["service"]
+            check(rule.get("host") == "chat.example.com" and rule["http"]["paths"][0]["path"] == "/", "Ingress host or path not from values")
+            check(backend == {"name": web_svc_name, "port": {"name": "web"}}, f"Ingress backend is {backend}")
+            check(ing["spec"].get("tls") == [{"hosts": ["chat.example.com"], "secretName": "chat-example-com-tls"}], "Ingress TLS not from values")
+            check(ing["spec"].get("ingressClassName") == "nginx", "ingressClassName not from values")
+            notes = ing["metadata"].get("annotations", {})
+            check(notes.get("nginx.ingress.kubernetes.io/proxy-read-timeout") == "3600"
+                  and notes.get("nginx.ingress.kubernetes.io/proxy-send-timeout") == "3600"
+                  and notes.get("cert-manager.io/cluster-issuer") == "letsencrypt", f"Ingress annotations: {notes}")
+            check("nginx.ingress.kubernetes.io/backend-protocol" not in notes, "HTTPS to a plain web port")
+            check(not any("affinity" in k for k in notes), "session affinity on the Ingress")
+    else:
+        check(not ingresses, "an Ingress though web.ingress.enabled is false")
 pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
 check(chat_spec["terminationGracePeriodSeconds"] >= pre_stop + 10, "grace period leaves no time to close connections")
 check(env["HOSTNAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}, "chat pods are not named by their pod name")
@@ -214,6 +259,18 @@ if plaintext:
     check(token is not None and f'"{token.group(1)}"' in test_script, "helm test does not expect AUTH_REQUEST")
 else:
     check('"$TLS_PORT"' in test_script, "helm test does not try the TLS port")
+web_tests = [c for p in test_pods for c in p["spec"]["containers"] if c["name"] == "web"]
+if "web" in ports:
+    check(len(web_tests) == 1, "helm test does not try the web port")
+    if web_tests:
+        wenv = env_of(web_tests[0])
+        check(web_svc is not None and wenv.get("WEB_HOST") == web_svc_name and wenv.get("WEB_PORT") == str(web_svc["spec"]["ports"][0]["port"]),
+              "helm test tries another web Service or port")
+        if "TLS_CERT_FILE" not in env:
+            check(token is not None and f'"{token.group(1)}"' in web_tests[0]["command"][-1] and "101 " in web_tests[0]["command"][-1],
+                  "helm test does not expect the WebSocket upgrade and AUTH_REQUEST")
+else:
+    check(not web_tests, "helm test tries a web port that is off")
 
 
 # Least privilege (issue 25). Who holds which credential: every secretKeyRef
@@ -305,7 +362,11 @@ for comp, spec in policies.items():
     check(spec["policyTypes"] == ["Ingress"], f"{comp} policy is not an ingress policy")
     rules = spec["ingress"]
     open_ports = sorted(p["port"] for r in rules if "from" not in r for p in r["ports"])
-    expected_open = sorted((["chat"] if plaintext else []) + (["chat-tls"] if "chat-tls" in ports else [])) if comp == "chat-server" else []
+    # The web port from anywhere as the chat ports, but for web-ingress
+    # (networkPolicy.webFrom: the ingress controller's namespace).
+    web_open = "web" in ports and variant != "web-ingress"
+    expected_open = sorted((["chat"] if plaintext else []) + (["chat-tls"] if "chat-tls" in ports else [])
+                           + (["web"] if web_open else [])) if comp == "chat-server" else []
     check(open_ports == expected_open, f"{comp}: ports open to anyone {open_ports}, expected {expected_open}")
     for r in rules:
         if "from" not in r:
@@ -313,6 +374,9 @@ for comp, spec in policies.items():
         rule_ports = [p["port"] for p in r["ports"]]
         if rule_ports == ["metrics"]:
             check(r["from"] == [ns_peer, mon_peer], f"{comp}: metrics from {r['from']}")
+        elif comp == "chat-server" and rule_ports == ["web"]:
+            ingress_peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+            check(variant == "web-ingress" and r["from"] == [ns_peer, ingress_peer], f"web port from {r['from']}")
         elif comp == "dashboard":
             extra = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}] if variant == "flipped" else []
             check(rule_ports == ["http"] and r["from"] == [ns_peer] + extra, f"dashboard from {r['from']}")

@@ -267,3 +267,26 @@ redis-cli -h {{ .host }} -p 6379 --user probe --pass probe --no-auth-warning pin
 redis-cli -h {{ .host }} -p 6379 ping | grep -q PONG
 {{- end }}
 {{- end }}
+
+{{- define "chat-app.web.fullname" -}}
+{{- printf "%s-web" (include "chat-app.chatServer.fullname" .) }}
+{{- end }}
+
+{{/*
+WEB_PASSWORDS_WITHOUT_TLS: web.passwordsWithoutTls, where "auto" accepts
+when the Ingress terminates TLS in front of a plain web port (the pod sees
+plain ws from the controller) and refuses otherwise.
+*/}}
+{{- define "chat-app.web.passwordsWithoutTls" -}}
+{{- $web := .Values.web }}
+{{- if eq $web.passwordsWithoutTls "auto" }}
+{{- ternary "accept" "refuse" (and $web.ingress.enabled $web.ingress.tls.enabled (not .Values.chatServer.tls.enabled)) }}
+{{- else }}
+{{- $web.passwordsWithoutTls }}
+{{- end }}
+{{- end }}
+
+{{/* The web port's scheme: https with the chat port's certificate. */}}
+{{- define "chat-app.web.scheme" -}}
+{{- ternary "https" "http" .Values.chatServer.tls.enabled }}
+{{- end }}
