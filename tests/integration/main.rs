@@ -37,3 +37,4 @@ mod store_failure;
 mod terminal;
 mod tls;
 mod web;
+mod web_client;
