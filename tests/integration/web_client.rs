@@ -167,7 +167,13 @@ fn a_drained_pod_moves_its_browsers_and_they_resume_without_losing_or_repeating(
     }
     assert_eq!(a.eval("document.querySelectorAll('#messages li.unconfirmed').length"), 0);
     assert_eq!(a.eval("document.querySelector('#login-view').hidden"), true, "not asked to log in again");
-    let _ = &mut pods[1];
+    // The Service sent one of them to each pod: the drained pod's user
+    // resumed on the other.
+    let resumed = pods[1].log_text();
+    assert!(
+        [&alice, &bob].iter().any(|u| resumed.contains(&format!("session of {u} resumed"))),
+        "nobody resumed on the remaining pod"
+    );
 }
 
 #[test]
