@@ -127,7 +127,8 @@ else:
         if probe in container:
             check(container[probe].get("httpGet", {}).get("port") == "metrics", f"{probe} is not on the metrics port")
     if variant == "web-ingress":
-        check(env.get("WEB_ALLOWED_ORIGINS") == "https://intranet.example.com", "web.allowedOrigins not passed")
+        check(env.get("WEB_ALLOWED_ORIGINS") == "https://chat.example.com",
+              "the Ingress's address is not the pods' only allowed origin")
         check(len(ingresses) == 1, "no Ingress though web.ingress.enabled")
         if ingresses:
             ing = ingresses[0]

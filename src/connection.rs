@@ -52,6 +52,12 @@ pub struct Incoming {
     outbox: Arc<Outbox>,
 }
 
+impl crate::websocket::Timed for Incoming {
+    fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
 impl Read for Incoming {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let Some(tls) = self.outbox.tls() else {
@@ -112,6 +118,9 @@ impl Connection {
     /// client dribbles its bytes; `None` lifts it.
     pub fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
+        if let Source::WebSocket(ws) = &mut self.source {
+            ws.set_deadline(deadline);
+        }
         if deadline.is_none() {
             let _ = self.source.stream().set_read_timeout(None);
         }
@@ -180,6 +189,7 @@ impl Connection {
                 Frame::Nul => self.send(protocol::error(text::NUL_BYTE))?,
                 Frame::LineBreak => self.send(protocol::error(text::LINE_BREAK))?,
                 Frame::NotText => self.send(protocol::error(text::NOT_TEXT))?,
+                Frame::Control => {}
             }
         }
     }
@@ -249,12 +259,14 @@ impl Connection {
                 Err(Stop::Io(e)) => return Err(self.ended_by_server().unwrap_or(Ended::Io(e))),
                 Err(Stop::Closed) => return Err(self.ended_by_server().unwrap_or(Ended::Eof)),
                 Err(Stop::TooLong) => {
-                    // Said as on the chat port, then closed as RFC 6455 has it.
-                    let _ = self.send(protocol::error(text::LINE_TOO_LONG));
-                    self.outbox.send_raw(close_frame(CloseCode::Size, text::LINE_TOO_LONG));
-                    self.outbox.drain(std::time::Duration::from_secs(1));
-                    self.outbox.close("a WebSocket message over the line limit");
-                    return Err(Ended::Closed("a WebSocket message over the line limit".into()));
+                    return Err(self.fail_websocket(
+                        text::LINE_TOO_LONG,
+                        CloseCode::Size,
+                        "a message over the line limit",
+                    ))
+                }
+                Err(Stop::InvalidUtf8) => {
+                    return Err(self.fail_websocket(text::INVALID_UTF8, CloseCode::Invalid, "a message not UTF-8"))
                 }
                 Err(Stop::Refused(why)) => {
                     self.outbox.close(&why);
@@ -262,6 +274,17 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Ends a WebSocket the client broke: says why as the chat port would,
+    /// then closes with `code` as RFC 6455 has it.
+    fn fail_websocket(&self, said: &str, code: CloseCode, why: &str) -> Ended {
+        let _ = self.send(protocol::error(said));
+        self.outbox.send_raw(close_frame(code, said));
+        self.outbox.drain(std::time::Duration::from_secs(1));
+        let why = format!("WebSocket: {why}");
+        self.outbox.close(&why);
+        Ended::Closed(why)
     }
 
     /// The HTTP request head the client sends first (the web port), read
@@ -306,7 +329,7 @@ impl Connection {
         let Source::Lines { reader, .. } = &self.source else { return };
         let incoming = Incoming { stream: Arc::clone(&reader.get_ref().stream), outbox: Arc::clone(&self.outbox) };
         self.outbox.set_websocket();
-        let io = WsIo { incoming, outbox: Arc::clone(&self.outbox) };
+        let io = WsIo { incoming, outbox: Arc::clone(&self.outbox), deadline: self.deadline };
         self.source = Source::WebSocket(Box::new(WsReader::new(io, buffered)));
     }
 }

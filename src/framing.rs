@@ -21,6 +21,9 @@ pub enum Frame {
     LineBreak,
     /// A WebSocket binary frame (lines travel in text frames).
     NotText,
+    /// A WebSocket control frame (ping, pong), already answered: no line,
+    /// but paced as one.
+    Control,
 }
 
 #[derive(Debug, Default)]

@@ -66,11 +66,16 @@ impl Line {
     }
 
     /// Appends the line to `out` as the wire carries it: text lines end in
-    /// `\n`, or travel one per WebSocket text frame.
+    /// `\n`, or travel one per WebSocket text frame (a notification queued
+    /// with its `MSG_ID` line is two frames).
     fn frame_into(&self, websocket: bool, out: &mut Vec<u8>) {
         match self {
             Line::Raw(b) => out.extend_from_slice(b),
-            _ if websocket => crate::websocket::text_frame(self.as_bytes(), out),
+            _ if websocket => {
+                for line in self.as_bytes().split(|&b| b == b'\n') {
+                    crate::websocket::text_frame(line, out);
+                }
+            }
             _ => {
                 out.extend_from_slice(self.as_bytes());
                 out.push(b'\n');

@@ -10,8 +10,11 @@
 //! can queue one without touching the reader's state.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Instant;
 
+use tungstenite::error::ProtocolError;
 pub use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
@@ -45,15 +48,32 @@ pub fn close_frame(code: CloseCode, reason: &str) -> Vec<u8> {
     out
 }
 
+/// The socket a reader waits on, to bound each wait by a deadline.
+pub trait Timed {
+    fn stream(&self) -> &TcpStream;
+}
+
 /// What tungstenite reads from and writes to: the client's bytes (plain
 /// or through TLS), and the outbox for its own frames.
 pub struct WsIo<R> {
     pub incoming: R,
     pub outbox: Arc<Outbox>,
+    /// Reads fail with `TimedOut` after this (not logged in in time), each
+    /// read waiting at most until then: tungstenite reads on until a frame
+    /// is whole, so a client sending a byte now and then must not restart
+    /// the wait.
+    pub deadline: Option<Instant>,
 }
 
-impl<R: Read> Read for WsIo<R> {
+impl<R: Read + Timed> Read for WsIo<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(deadline) = self.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+            }
+            self.incoming.stream().set_read_timeout(Some(left))?;
+        }
         self.incoming.read(buf)
     }
 }
@@ -83,17 +103,19 @@ pub enum Stop {
     /// A message over the line limit: its payload is not read, so the
     /// connection cannot go on.
     TooLong,
+    /// A message that is not UTF-8 (RFC 6455: the connection fails).
+    InvalidUtf8,
     /// The client broke the protocol (unmasked frame, bad opcode): the
     /// connection cannot go on.
     Refused(String),
 }
 
 /// A web client's incoming frames, as lines.
-pub struct WsReader<R: Read> {
+pub struct WsReader<R: Read + Timed> {
     ws: WebSocket<WsIo<R>>,
 }
 
-impl<R: Read> WsReader<R> {
+impl<R: Read + Timed> WsReader<R> {
     /// Frames from `io`, `buffered` being bytes already read after the
     /// upgrade request.
     pub fn new(io: WsIo<R>, buffered: Vec<u8>) -> Self {
@@ -110,6 +132,10 @@ impl<R: Read> WsReader<R> {
         &self.ws.get_ref().incoming
     }
 
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.ws.get_mut().deadline = deadline;
+    }
+
     /// The next line the client sent; control frames are answered on the
     /// way (tungstenite queues the pong or the close reply).
     pub fn next(&mut self) -> Result<Frame, Stop> {
@@ -117,12 +143,14 @@ impl<R: Read> WsReader<R> {
             match self.ws.read() {
                 Ok(Message::Text(text)) => return Ok(line_of(text.as_str())),
                 Ok(Message::Binary(_)) => return Ok(Frame::NotText),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => return Ok(Frame::Control),
                 Ok(Message::Close(_)) => continue,
                 Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Err(Stop::Closed),
+                // The peer went away without a close frame: an ordinary drop.
+                Err(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => return Err(Stop::Closed),
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(Stop::Closed),
                 Err(Error::Io(e)) => return Err(Stop::Io(e)),
-                Err(Error::Utf8(_)) => return Ok(Frame::InvalidUtf8),
+                Err(Error::Utf8(_)) => return Err(Stop::InvalidUtf8),
                 Err(Error::Capacity(_)) => return Err(Stop::TooLong),
                 Err(e) => return Err(Stop::Refused(format!("WebSocket protocol: {e}"))),
             }

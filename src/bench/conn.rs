@@ -163,7 +163,10 @@ impl BenchConn {
         if websocket {
             upgrade(&socket.stream, addr)?;
         }
-        let reader = BufReader::with_capacity(4096, Incoming { socket: socket.clone(), raw: Vec::new(), lines: Default::default() });
+        let reader = BufReader::with_capacity(
+            4096,
+            Incoming { socket: socket.clone(), raw: Vec::new(), lines: Default::default() },
+        );
         let mut conn = BenchConn { socket, reader, line: String::new() };
         conn.expect(protocol::AUTH_REQUEST)?;
         Ok(conn)

@@ -101,7 +101,8 @@ pub struct WebListen {
     /// `WEB_PORT` (0 picks a free one). With TLS configured it serves
     /// https/wss with the chat port's certificate.
     pub port: u16,
-    /// Origins besides the page's own whose pages may open `/ws`
+    /// The only origins whose pages may open `/ws` when set; unset, the
+    /// page's own
     /// (`WEB_ALLOWED_ORIGINS`, comma-separated, e.g.
     /// `https://chat.example.com`).
     pub allowed_origins: Vec<String>,
@@ -296,7 +297,7 @@ Environment (defaults in brackets):
   LINE_RATE [20]  RESUME_BURST [10] RESUME_RATE [0.2]  bursts in lines (resumes),
                   rates per second; one user's resumes count on all pods
   WEB_PORT [off]  the web client (page and /ws; https/wss with TLS set)
-  WEB_ALLOWED_ORIGINS [the page's own]  other origins allowed to open /ws
+  WEB_ALLOWED_ORIGINS [the page's own]  set: the only origins that may open /ws
   WEB_PASSWORDS_WITHOUT_TLS [refuse]  accept: passwords over plain ws from
                   beyond loopback (TLS ended by a proxy in front)
   MAX_SESSIONS_PER_USER [10]  SESSION_RETENTION_SECS [2592000]

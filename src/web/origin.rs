@@ -3,16 +3,18 @@
 //! are not browsers (no `Origin`: nothing a web page can make).
 
 /// Whether a WebSocket request from `origin` to `host` may proceed.
-/// `allowed`: lower-case origins without a trailing `/`. The own origin
-/// matches with either scheme: behind a proxy that ends TLS the pod sees
-/// plain HTTP for an `https://` page.
+/// `allowed`: lower-case origins without a trailing `/`; when there are
+/// some, they alone are allowed (the `Host` a page names is its own word: a
+/// DNS-rebinding page at `http://evil:port` sends a matching one). Else
+/// the own origin matches with either scheme: behind a proxy that ends TLS
+/// the pod sees plain HTTP for an `https://` page.
 pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, tls: bool, allowed: &[String]) -> bool {
     let Some(origin) = origin else {
         return true;
     };
     let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-    if allowed.contains(&origin) {
-        return true;
+    if !allowed.is_empty() {
+        return allowed.contains(&origin);
     }
     let Some(host) = host.map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()) else {
         return false;

@@ -137,10 +137,13 @@ fn a_page_of_another_origin_cannot_open_the_chat() {
             Ok(_) => panic!("a page of {hostile} opened the chat"),
         }
     }
-    WsClient::connect(port);
+    // With an allow-list, it alone decides (a DNS-rebinding page names any Host).
+    assert!(WsClient::open(port, Some(&format!("http://127.0.0.1:{port}"))).is_err());
     WsClient::open(port, Some("https://chat.example.com")).expect("an allowed origin");
     WsClient::open(port, None).expect("not a browser: no Origin");
     assert!(pod.log_text().contains("WebSocket refused: this origin may not open the chat"));
+    let open = w.start_server_with(&[WEB]);
+    WsClient::connect(open.web_port.unwrap());
 }
 
 #[test]
@@ -201,4 +204,49 @@ fn a_web_user_and_a_terminal_user_on_two_pods_talk() {
         }
     }
     assert!(seen.iter().any(|l| l.contains(&bob) && l.ends_with("hello from the terminal")), "{seen:?}");
+}
+
+#[test]
+fn a_websocket_that_never_logs_in_is_closed_however_it_trickles() {
+    let w = World::new("web_deadline");
+    let pod = w.start_server_with(&[WEB, ("AUTH_TIMEOUT_SECS", "2")]);
+    for partial_frame in [false, true] {
+        let mut c = WsClient::connect(pod.web_port.unwrap());
+        c.ws.get_mut().set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        if partial_frame {
+            // A masked text frame announcing 100 bytes, then its bytes one at a time.
+            c.ws.get_mut().write_all(&[0x81, 0x80 | 100, 1, 2, 3, 4]).unwrap();
+        }
+        let start = std::time::Instant::now();
+        // Every 300 ms a ping or a byte: every read of the server finds something.
+        let closed = loop {
+            let sent = if partial_frame {
+                c.ws.get_mut().write_all(b"x").is_ok()
+            } else {
+                c.ws.send(Message::Ping(b"here".to_vec().into())).is_ok()
+            };
+            if !sent {
+                break start.elapsed();
+            }
+            let mut byte = [0u8; 1];
+            let ended = if partial_frame {
+                matches!(c.ws.get_mut().read(&mut byte), Ok(0))
+            } else {
+                match c.ws.read() {
+                    Ok(Message::Close(_)) => true,
+                    Err(tungstenite::Error::Io(e)) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    Err(_) => true,
+                    Ok(_) => false,
+                }
+            };
+            if ended {
+                break start.elapsed();
+            }
+            if partial_frame {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "a trickling WebSocket outlived the login time");
+        };
+        assert!(closed >= Duration::from_millis(1500) && closed < Duration::from_secs(5), "closed after {closed:?}");
+    }
 }

@@ -290,3 +290,17 @@ plain ws from the controller) and refuses otherwise.
 {{- define "chat-app.web.scheme" -}}
 {{- ternary "https" "http" .Values.chatServer.tls.enabled }}
 {{- end }}
+
+{{/*
+The only origins whose pages may open /ws: web.allowedOrigins, else the
+Ingress's own address when there is one (so that a DNS-rebinding page
+cannot pass for the chat), else empty (the page's own origin, from Host).
+*/}}
+{{- define "chat-app.web.allowedOrigins" -}}
+{{- $web := .Values.web -}}
+{{- if $web.allowedOrigins -}}
+{{- join "," $web.allowedOrigins -}}
+{{- else if and $web.ingress.enabled $web.ingress.host -}}
+{{- printf "%s://%s" (ternary "https" "http" $web.ingress.tls.enabled) $web.ingress.host -}}
+{{- end -}}
+{{- end -}}
