@@ -102,7 +102,10 @@ fn browsers_on_two_pods_and_a_terminal_user_talk() {
     b.click("#contact-refresh");
     b.wait_for(
         "an unread count from Ann",
-        &format!("document.querySelector('#contact-list li[data-contact={}] .unread')?.textContent.includes('1')", js(&alice)),
+        &format!(
+            "document.querySelector('#contact-list li[data-contact={}] .unread')?.textContent.includes('1')",
+            js(&alice)
+        ),
         WAIT,
     );
     open_conversation(&mut b, &alice);
