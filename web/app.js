@@ -179,7 +179,8 @@
   const BACKOFF_BASE_MS = 100;   // as chat_client: exponential, full jitter
   const BACKOFF_CAP_MS = 5000;
   const FRESH_AUTH_MS = 20000;   // an unauthenticated connection is closed by the server after 30 s
-  const MATCH_WINDOW_MS = 120000; // history rows this recent may be a notification seen already
+  const MATCH_WINDOW_MS = 120000; // own pending messages: history rows this recent may be them
+  const RACE_WINDOW_MS = 5000; // a notification racing the history is among its last seconds
   const SEARCH_SUFFIX = '\u200B'; // see contactSearchLine
   const BROADCAST = 'BROADCAST';
   const TEXT = {
@@ -1336,6 +1337,19 @@
   }
 
   /** An unmatched recent history row with this sender and text. */
+  /**
+   * The oldest history time a notification racing the history can have:
+   * a few seconds before the newest history row, by the server's clock (so
+   * a browser whose clock is off changes nothing). An older row with the
+   * same text is another message, sent again, and is not taken for it.
+   */
+  function raceWindowStart() {
+    const dom = S.chatDom;
+    let newest = -Infinity;
+    for (const r of (dom ? dom.rows : [])) if (r.time && r.time.getTime() > newest) newest = r.time.getTime();
+    return newest - RACE_WINDOW_MS;
+  }
+
   function matchRow(sender, text, since) {
     const dom = S.chatDom;
     if (!dom) return null;
@@ -1398,7 +1412,7 @@
    */
   function appendIncoming(n, id, match, replayed) {
     if (match) {
-      const r = matchRow(n.sender, n.text, match === 'any' ? -Infinity : S.chatDom.since);
+      const r = matchRow(n.sender, n.text, match === 'any' ? -Infinity : raceWindowStart());
       if (r) {
         if (id !== null) { r.li.dataset.msgId = String(id); r.li.dataset.kind = n.kind; }
         return;

@@ -118,6 +118,12 @@ fn browsers_on_two_pods_and_a_terminal_user_talk() {
     c.line();
     open_conversation(&mut a, &carol);
     a.wait_for("the terminal user's message", &format!("{} === 1", count_of("from the terminal")), WAIT);
+    // The same text twice is two messages, shown twice.
+    for _ in 0..2 {
+        c.send("ok");
+        c.line();
+    }
+    a.wait_for("the same text twice, twice", &format!("{} === 2", count_of("ok")), WAIT);
     send(&mut a, "back to the terminal", false);
     let got = c.line();
     assert!(got.contains(&alice) && got.ends_with("back to the terminal"), "{got}");
