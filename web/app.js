@@ -22,31 +22,44 @@
  *
  * DOM contract (tests drive the page by these; keep them):
  *   body[data-screen]    login | contacts | conversation | broadcast | groups
- *                        | browse | group (set once that screen is loaded;
- *                        "connecting" while a stored session resumes after a
- *                        reload)
- *   body[data-connected] yes | no
+ *                        | browse | group, set once the server is there and
+ *                        the screen is filled; "loading" while the server is
+ *                        being taken to another screen, "connecting" while a
+ *                        stored session resumes after a reload. A reconnect
+ *                        leaves it as it is.
+ *   body[data-connected] yes | no (yes: a connection is open and, when logged
+ *                        in, its session resumed)
  *   #login-view form#login-form input#login-username input#login-password
  *     input#invite-code (shown when the server says REGISTRATION:invite)
  *     button#login-button (submit) button#signup-button #login-error
  *   #app-view #me #status button#logout-button button#password-button
  *     form#password-form input#old-password input#new-password #password-result
- *   #tab-contacts #tab-groups #tab-browse
- *   input#contact-search  ul#contact-list > li[data-contact]  (the broadcast
+ *   #tab-contacts #tab-groups #tab-browse (a click on the open one reloads it)
+ *   input#contact-search button#contact-refresh  ul#contact-list > li[data-contact]  (the broadcast
  *     channel is li[data-contact="BROADCAST"]: BROADCAST is reserved, no user
  *     can be called so); in an li: button.open, .online when online (the li
  *     also has class online), .unread with the count when > 0;
  *     #contact-more with "… N more" when the server says so.
  *   ul#group-list > li[data-group-id] (button.open, .unread);
  *     form#create-group-form input#group-name input#group-description
+ *     #create-result (a created group is listed in #group-list, not opened)
  *   input#browse-search ul#browse-list > li[data-group-id] (button.open,
- *     button.join when not a member); #browse-more
+ *     button.join when not a member); #browse-more, #browse-older/#browse-newer
  *   #chat-title ol#messages > li.message[data-msg-id when known]
  *     (.pending until acknowledged, .unconfirmed when the connection dropped
  *     before the acknowledgement, .failed when refused; children .time
  *     .sender .text .status); form#send-form input#message-input
  *     button#back-button; in a group button#members-button (fills
- *     ul#member-list, li[data-member] per member) and button#leave-button.
+ *     ul#member-list, li[data-member] per member; #members-next/#members-prev
+ *     page it) and button#leave-button. #notice (role=status) says what the
+ *     server answered (joined, left, refusals).
+ *
+ * Own messages are sent one at a time, each after the previous one's
+ * acknowledgement (SENT / BROADCAST_SENT / GROUP_SENT, or ERROR: refused);
+ * acknowledgements carry no id, so a sent message has no data-msg-id.
+ * Messages typed while disconnected wait and are sent after the resume (the
+ * server never saw them); one on its way when the connection dropped is
+ * marked not confirmed and never sent again by itself.
  *
  * Sections: 1 utilities, 2 storage, 3 state, 4 transport, 5 protocol
  * (authentication, screens, navigator), 6 messages and notifications,
@@ -636,6 +649,7 @@
     S.ui = { screen: 'contacts', chat: null, contactSearch: '', browseSearch: '', browsePage: 0, minSerial: 0 };
     S.actions = [];
     S.arrivedKey = '';
+    $('notice').textContent = '';
     $('contact-search').value = '';
     $('browse-search').value = '';
     $('messages').replaceChildren();
@@ -1181,7 +1195,6 @@
       const m = S.own.find((o) => o.chat === key && o.state === 'queued');
       if (m) {
         if (request([m.text], { type: 'msg', m })) {
-          m.sentAt = Date.now();
           setOwnState(m, 'inflight', 'Sending…');
         }
         return;
@@ -1264,13 +1277,11 @@
   /** The open chat's history arrives: it replaces what #messages shows. */
   function startHistory(chat) {
     const srv = S.srv;
-    const from = srv.screen;
     startBlock('history', 'loading', { chat, rows: [] });
     srv.contact = chat.type === 'conversation' ? chat.contact : null;
     if (chat.type === 'group') {
       srv.groupId = chat.id;
       srv.groupName = chat.name;
-      srv.groupFrom = from;
     }
   }
 
@@ -1304,7 +1315,7 @@
       // the history too (it was being read meanwhile).
       for (const li of $('messages').children) if (li._n && li._at >= S.lastNavAt) buffered.push(li._n);
     }
-    const dom = { key, chat, loading: false, buffer: [], rows: [], matchUntil: Date.now() + 3000, since: Date.now() - MATCH_WINDOW_MS };
+    const dom = { key, chat, loading: false, buffer: [], rows: [], matchUntil: Date.now() + 3000 };
     S.chatDom = dom;
     const list = $('messages');
     list.replaceChildren();
@@ -1336,7 +1347,6 @@
     $('chat-loading').hidden = true;
   }
 
-  /** An unmatched recent history row with this sender and text. */
   /**
    * The oldest history time a notification racing the history can have:
    * a few seconds before the newest history row, by the server's clock (so
@@ -1350,6 +1360,7 @@
     return newest - RACE_WINDOW_MS;
   }
 
+  /** An unmatched history row with this sender and text, not older than `since`. */
   function matchRow(sender, text, since) {
     const dom = S.chatDom;
     if (!dom) return null;
@@ -1684,7 +1695,7 @@
     if (!same) {
       // A new chat: empty until its history comes. Notifications for it
       // meanwhile wait in the buffer (they may be in the history too).
-      S.chatDom = { key, chat, loading: true, buffer: [], rows: [], matchUntil: 0, since: 0 };
+      S.chatDom = { key, chat, loading: true, buffer: [], rows: [], matchUntil: 0 };
       $('messages').replaceChildren();
       $('chat-loading').hidden = false;
       $('members-panel').hidden = true;
@@ -2207,7 +2218,7 @@
       document.body.dataset.screen = 'connecting';
       if (S.ui.chat) {
         const chat = S.ui.chat;
-        S.chatDom = { key: chatKey(chat), chat, loading: true, buffer: [], rows: [], matchUntil: 0, since: 0 };
+        S.chatDom = { key: chatKey(chat), chat, loading: true, buffer: [], rows: [], matchUntil: 0 };
         renderChatTitle();
         $('chat-loading').hidden = false;
       }
