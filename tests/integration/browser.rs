@@ -33,6 +33,26 @@ use crate::support::{unique, World};
 /// tests share two cores).
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Chromium headless, quiet, able to reach 127.0.0.1 only: every test's.
+pub const HEADLESS_LOCAL_ONLY: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+];
+
+/// Debian's chromium (or `$CHROMIUM`); fails loudly when missing.
+pub fn chromium_binary() -> String {
+    let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(Path::new(&bin).exists(), "{bin} missing: scripts/test.sh installs Debian's chromium");
+    bin
+}
+
 /// A headless chromium and its profile directory.
 pub struct Browser {
     child: Child,
@@ -48,25 +68,14 @@ impl Browser {
     /// Starts chromium on about:blank, its pages `width` x `height` CSS
     /// pixels large, every host but 127.0.0.1 unresolvable.
     pub fn launch(width: u32, height: u32) -> Browser {
-        let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        assert!(Path::new(&bin).exists(), "{bin} missing: scripts/test.sh installs Debian's chromium");
+        let bin = chromium_binary();
         let dir = std::env::temp_dir().join(unique("chromium-"));
         let profile = dir.join("profile");
         std::fs::create_dir_all(&profile).expect("create the chromium profile");
         let stderr = File::create(dir.join("stderr.log")).expect("create chromium's log");
         let child = Command::new(&bin)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
+            .args(HEADLESS_LOCAL_ONLY)
+            .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg(format!("--window-size={width},{height}"))
             .arg("about:blank")

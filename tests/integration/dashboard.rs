@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,24 +117,11 @@ impl DashboardProc {
 /// the page did anything the Content-Security-Policy blocked (chromium logs
 /// each violation to the console).
 fn chromium(args: &[&str]) -> String {
-    let bin = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(Path::new(&bin).exists(), "{bin} missing: scripts/test.sh installs Debian's chromium");
+    let bin = crate::browser::chromium_binary();
     let profile = std::env::temp_dir().join(unique("chromium-profile-"));
     let out = Command::new(&bin)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-            "--virtual-time-budget=4000",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
+        .args(crate::browser::HEADLESS_LOCAL_ONLY)
+        .args(["--virtual-time-budget=4000", "--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .stdin(Stdio::null())
